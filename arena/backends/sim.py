@@ -1,0 +1,263 @@
+"""Simulated models with a known skill, and a simulated judge that reads only the transcript.
+
+A simulated debater writes turns made of claims, each tagged with an evidence strength drawn
+around its latent `skill`: `Claim 2: ... [strength +1.23]`. Anyone reading the transcript can
+measure a side's quality (the mean strength of its claims). The simulated judge does exactly that:
+it splits the transcript into FOR and AGAINST turns (it never sees model names), compares the two
+mean strengths, adds its side bias and logistic noise, and answers in JSON like an LLM judge.
+
+With the default claim noise close to zero, the probability that A beats B is
+sigmoid((skill_A - skill_B + bias) / noise): a Bradley-Terry model whose true strengths are
+skill / noise, which is what rating methods are validated against.
+
+Everything is deterministic given the tournament seed and the request: the random draws for a call
+come from a hash of (seed, model name, messages). Injected failures are drawn per attempt, so a
+retried call can succeed.
+
+Simplified on purpose: the prose is a fixed vocabulary; only the strength tags carry information.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
+from arena.errors import BackendError
+from arena.ids import canonical_json, content_id
+from arena.transcript import split_transcript
+
+STRENGTH_TAG = re.compile(r"\[strength ([+-]?\d+(?:\.\d+)?)\]")
+
+_OPENERS = (
+    "The record on this question",
+    "The strongest evidence we have",
+    "A careful look at the costs",
+    "Experience from comparable cases",
+    "The people most affected",
+    "Long-run consequences",
+    "The principle at stake",
+    "Independent studies",
+)
+_VERBS = ("supports", "points towards", "is consistent with", "bears out", "underlines")
+_ENDINGS = (
+    "our reading of the motion",
+    "the position we defend",
+    "the case we have made",
+    "what we argued in our opening",
+    "the conclusion the other side resists",
+)
+
+
+class SimFailures(BaseModel):
+    """Per-call probabilities of injected failures (drawn independently for every attempt)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limit: float = Field(0.0, ge=0, le=1)
+    """429-like failure, retryable (with `retry_after_s` when set)."""
+    server_error: float = Field(0.0, ge=0, le=1)
+    """500-like failure, retryable."""
+    timeout: float = Field(0.0, ge=0, le=1)
+    """A call that times out, retryable."""
+    malformed: float = Field(0.0, ge=0, le=1)
+    """A reply the client cannot parse, retryable; a judge instead replies with prose, not JSON."""
+    bad_request: float = Field(0.0, ge=0, le=1)
+    """A deterministic 400-like failure: not retryable, so it fails the debate."""
+    retry_after_s: float | None = Field(None, ge=0)
+    """The Retry-After delay that rate limits announce."""
+
+    @model_validator(mode="after")
+    def _total_at_most_one(self) -> SimFailures:
+        if self.total() > 1:
+            raise ValueError("failure rates add up to more than 1")
+        return self
+
+    def total(self) -> float:
+        return (
+            self.rate_limit + self.server_error + self.timeout + self.malformed + self.bad_request
+        )
+
+
+class _SimCommon(BackendSpec):
+    backend: Literal["sim"]
+    latency_s: float = Field(0.0, ge=0)
+    """Fixed delay per call, in seconds."""
+    jitter_s: float = Field(0.0, ge=0)
+    """Extra uniform random delay in [0, jitter_s)."""
+    failures: SimFailures = Field(default_factory=SimFailures)
+    """Injected failures."""
+    cost_per_1k_tokens: float = Field(0.0, ge=0)
+    """Simulated price, to exercise cost accounting."""
+
+
+class SimSpec(_SimCommon):
+    """A simulated debater (`backend: sim` under `models:`)."""
+
+    skill: float = 0.0
+    """Latent skill, in log-odds units against a skill-0 model under a judge with noise 1."""
+    claims: int = Field(4, ge=1, le=50)
+    """Claims per turn."""
+    claim_noise: float = Field(0.05, ge=0)
+    """Standard deviation of each claim's strength around the skill."""
+    think_rate: float = Field(0.0, ge=0, le=1)
+    """Probability that a turn starts with a <think> block (to exercise think stripping)."""
+
+    def model_id(self) -> str | None:
+        return f"sim/skill={self.skill:g}"
+
+
+class SimJudgeSpec(_SimCommon):
+    """A simulated judge (`backend: sim` under `judges:`)."""
+
+    noise: float = Field(1.0, ge=0)
+    """Scale of the logistic noise on the strength difference (0: the stronger side wins)."""
+    side_bias: float = 0.0
+    """Added to FOR's advantage: > 0 favours FOR, < 0 favours AGAINST."""
+    tie_band: float = Field(0.0, ge=0)
+    """A noisy difference within +/- tie_band is judged a tie."""
+
+    def model_id(self) -> str | None:
+        return f"sim-judge/noise={self.noise:g},bias={self.side_bias:g}"
+
+
+def _pick_failure(rng: random.Random, failures: SimFailures) -> str | None:
+    draw = rng.random()
+    for kind in ("rate_limit", "server_error", "timeout", "malformed", "bad_request"):
+        rate: float = getattr(failures, kind)
+        if draw < rate:
+            return kind
+        draw -= rate
+    return None
+
+
+def _approx_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+class _SimBackend(Backend):
+    spec: _SimCommon
+
+    def __init__(self, spec: _SimCommon):
+        super().__init__(spec)
+        self.spec = spec
+        self._attempts: dict[str, int] = {}
+
+    def _rngs(
+        self, messages: list[Message], settings: GenerateSettings
+    ) -> tuple[random.Random, random.Random, str]:
+        key = content_id(
+            self.name, settings.seed, canonical_json([m.as_dict() for m in messages]), length=24
+        )
+        attempt = self._attempts.get(key, 0) + 1
+        self._attempts[key] = attempt
+        content_rng = random.Random(int(key, 16))
+        fault_rng = random.Random(int(content_id(key, attempt), 16))
+        return content_rng, fault_rng, key
+
+    async def _delay_and_fail(self, fault_rng: random.Random, key: str) -> str | None:
+        spec = self.spec
+        delay = spec.latency_s + (spec.jitter_s * fault_rng.random() if spec.jitter_s else 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        failure = _pick_failure(fault_rng, spec.failures) if spec.failures.total() else None
+        if failure is None or failure == "malformed":
+            return failure
+        if failure == "rate_limit":
+            raise BackendError(
+                "simulated rate limit (429)",
+                kind="rate_limit",
+                retry_after=spec.failures.retry_after_s,
+            )
+        if failure == "server_error":
+            raise BackendError("simulated server error (500)", kind="server")
+        if failure == "timeout":
+            raise BackendError("simulated timeout", kind="timeout")
+        self._attempts.pop(key, None)
+        raise BackendError("simulated bad request (400)", kind="bad_request")
+
+    def _completion(self, messages: list[Message], text: str, key: str) -> Completion:
+        self._attempts.pop(key, None)
+        prompt_tokens = sum(_approx_tokens(m.content) for m in messages)
+        completion_tokens = _approx_tokens(text)
+        cost = (prompt_tokens + completion_tokens) / 1000 * self.spec.cost_per_1k_tokens
+        return Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+            finish_reason="stop",
+        )
+
+
+class SimBackend(_SimBackend):
+    """Writes debate turns whose claims carry the model's skill."""
+
+    spec: SimSpec
+
+    def __init__(self, spec: SimSpec):
+        super().__init__(spec)
+        self.spec = spec
+
+    async def generate(self, messages: list[Message], settings: GenerateSettings) -> Completion:
+        rng, fault_rng, key = self._rngs(messages, settings)
+        failure = await self._delay_and_fail(fault_rng, key)
+        if failure == "malformed":
+            raise BackendError("simulated malformed response body", kind="malformed")
+        spec = self.spec
+        parts: list[str] = []
+        if spec.think_rate and rng.random() < spec.think_rate:
+            parts.append("<think>Which of their claims is weakest? Start there.</think>")
+        for i in range(1, spec.claims + 1):
+            strength = spec.skill + rng.gauss(0.0, spec.claim_noise)
+            parts.append(
+                f"Claim {i}: {rng.choice(_OPENERS)} {rng.choice(_VERBS)} "
+                f"{rng.choice(_ENDINGS)} [strength {strength:+.3f}]."
+            )
+        return self._completion(messages, " ".join(parts), key)
+
+
+def mean_strengths(transcript: str) -> dict[str, float | None]:
+    """The mean claim strength of each side in a transcript (None if a side made no claim)."""
+    found: dict[str, list[float]] = {"FOR": [], "AGAINST": []}
+    for _, side, text in split_transcript(transcript):
+        found[side].extend(float(x) for x in STRENGTH_TAG.findall(text))
+    return {side: (sum(v) / len(v) if v else None) for side, v in found.items()}
+
+
+class SimJudgeBackend(_SimBackend):
+    """Judges a transcript by the strengths its claims carry."""
+
+    spec: SimJudgeSpec
+
+    def __init__(self, spec: SimJudgeSpec):
+        super().__init__(spec)
+        self.spec = spec
+
+    async def generate(self, messages: list[Message], settings: GenerateSettings) -> Completion:
+        rng, fault_rng, key = self._rngs(messages, settings)
+        failure = await self._delay_and_fail(fault_rng, key)
+        if failure == "malformed":
+            text = "Both sides argued well, but I lean towards the stronger case overall."
+            return self._completion(messages, text, key)
+        transcript = "\n".join(m.content for m in messages if m.role == "user")
+        strengths = mean_strengths(transcript)
+        for_s, against_s = strengths["FOR"], strengths["AGAINST"]
+        spec = self.spec
+        diff = (for_s or 0.0) - (against_s or 0.0) + spec.side_bias
+        if spec.noise > 0:
+            u = min(max(rng.random(), 1e-12), 1 - 1e-12)
+            diff += spec.noise * math.log(u / (1 - u))  # logistic(0, noise) draw
+        winner = "TIE" if abs(diff) <= spec.tie_band else ("FOR" if diff > 0 else "AGAINST")
+        rationale = (
+            f"Mean evidence strength FOR {for_s if for_s is not None else float('nan'):+.2f}, "
+            f"AGAINST {against_s if against_s is not None else float('nan'):+.2f}."
+        )
+        text = json.dumps({"winner": winner, "rationale": rationale})
+        return self._completion(messages, text, key)

@@ -1,0 +1,206 @@
+"""Calling models: concurrency limits, timeouts, retries, and a record of every attempt.
+
+This is the only place that retries. A backend raises `BackendError` and says whether the error
+is retryable (`Backend.should_retry`); here tenacity retries those with full-jitter exponential
+backoff, honouring a server's Retry-After, bounded in attempts and in total time. Each attempt holds
+a slot of the global limit and of its model's limit only while it runs, not while it backs off.
+Every attempt, failed or not, becomes a row of `calls`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from arena.backends.base import Backend, Completion, GenerateSettings, Message
+from arena.config import RetrySettings
+from arena.errors import BackendError
+from arena.ids import content_id, request_hash
+
+RecordCall = Callable[[dict[str, Any]], None]
+
+_CALL_COLUMNS = (
+    "call_id",
+    "request_hash",
+    "attempt",
+    "run_id",
+    "debate_id",
+    "purpose",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_s",
+    "finish_reason",
+    "error",
+    "error_kind",
+    "retryable",
+    "started_at",
+)
+
+
+@dataclass
+class CallStats:
+    """Running totals, read by the progress display."""
+
+    calls: int = 0
+    failed_attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    completion: Completion
+    call_id: str
+    latency_s: float
+
+
+def _as_backend_error(error: BaseException) -> BackendError:
+    if isinstance(error, BackendError):
+        return error
+    if isinstance(error, TimeoutError):
+        return BackendError("call timed out", kind="timeout")
+    return BackendError(f"{type(error).__name__}: {error}", kind="unknown", retryable=False)
+
+
+class Caller:
+    """Calls models by config name, with limits, retries and recording."""
+
+    def __init__(
+        self,
+        backends: dict[str, Backend],
+        *,
+        max_concurrency: int,
+        request_timeout_s: float,
+        retry: RetrySettings,
+        record: RecordCall,
+        run_id: str,
+    ):
+        self.backends = backends
+        self._global = asyncio.Semaphore(max_concurrency)
+        self._per_model = {
+            name: asyncio.Semaphore(backend.spec.max_concurrency)
+            for name, backend in backends.items()
+        }
+        self._timeout = request_timeout_s
+        self._retry = retry
+        self._record = record
+        self._run_id = run_id
+        self.stats = CallStats()
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_random_exponential(
+            multiplier=self._retry.initial_backoff_s, max=self._retry.max_backoff_s
+        )(state)
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, BackendError) and error.retry_after is not None:
+            return max(error.retry_after, 0.0)
+        return float(backoff)
+
+    async def call(
+        self,
+        model: str,
+        messages: list[Message],
+        settings: GenerateSettings,
+        *,
+        purpose: str,
+        debate_id: str | None,
+    ) -> CallResult:
+        """Call `model` until it succeeds or a non-retryable error or the retry budget ends it.
+
+        Raises the last `BackendError` when the call gives up.
+        """
+        backend = self.backends[model]
+        request = request_hash(backend.name, [m.as_dict() for m in messages], settings.as_dict())
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retry.max_attempts)
+            | stop_after_delay(self._retry.max_total_s),
+            wait=self._wait,
+            retry=retry_if_exception(backend.should_retry),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                return await self._attempt(
+                    model, messages, settings, request, number, purpose, debate_id
+                )
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt(
+        self,
+        model: str,
+        messages: list[Message],
+        settings: GenerateSettings,
+        request_hash: str,
+        attempt: int,
+        purpose: str,
+        debate_id: str | None,
+    ) -> CallResult:
+        backend = self.backends[model]
+        # The same request can be made by several debates (an opening does not depend on the
+        # opponent): the call's id says which debate made it, and which attempt it was.
+        call_id = content_id(request_hash, debate_id, purpose, attempt)
+        started_at = datetime.now(UTC).replace(tzinfo=None)
+        # Every row has every column, so that the writer batches them into one statement.
+        row: dict[str, Any] = dict.fromkeys(_CALL_COLUMNS)
+        row.update(
+            call_id=call_id,
+            request_hash=request_hash,
+            attempt=attempt,
+            run_id=self._run_id,
+            debate_id=debate_id,
+            purpose=purpose,
+            model=backend.name,
+            started_at=started_at,
+        )
+        async with self._global, self._per_model[model]:
+            start = time.perf_counter()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    completion = await backend.generate(messages, settings)
+            except (Exception, TimeoutError) as exc:
+                error = _as_backend_error(exc)
+                row.update(
+                    latency_s=time.perf_counter() - start,
+                    error=str(error)[:2000],
+                    error_kind=error.kind,
+                    retryable=backend.should_retry(error),
+                )
+                self.stats.failed_attempts += 1
+                self.stats.by_kind[error.kind] = self.stats.by_kind.get(error.kind, 0) + 1
+                self._record(row)
+                raise error from (None if error is exc else exc)
+            latency = time.perf_counter() - start
+        if completion.latency_s is None:
+            completion.latency_s = latency
+        row.update(
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cost_usd=completion.cost_usd,
+            latency_s=completion.latency_s,
+            finish_reason=completion.finish_reason,
+        )
+        stats = self.stats
+        stats.calls += 1
+        stats.prompt_tokens += completion.prompt_tokens or 0
+        stats.completion_tokens += completion.completion_tokens or 0
+        stats.cost_usd += completion.cost_usd or 0.0
+        self._record(row)
+        return CallResult(completion, call_id, completion.latency_s)

@@ -1,0 +1,384 @@
+"""The tournament engine: plans the debates, runs them all concurrently, records as it goes.
+
+Every ordered pair of distinct contestants debates every topic (so each model argues each side
+against each other model), `replicates` times. Debates advance turn by turn, all at once, within
+the global and per-model call limits (`arena.calling`). Each finished turn and verdict is handed to
+the store's writer at once, which makes it durable within a second.
+
+Resuming is the same as running: the engine reads what the run already recorded, skips finished
+debates, continues unfinished ones from their next turn (their transcript rebuilt from the stored
+turns), asks only the judges that have not yet given a verdict, and retries failed debates. Ids are
+content-derived, so nothing is ever written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from arena.backends import Backend, BackendSpec, GenerateSettings, Message, create_backend
+from arena.calling import Caller, CallStats
+from arena.config import Topic, TournamentConfig, TournamentSettings
+from arena.debate import Transcript, render, role_of, side_of
+from arena.errors import BackendError
+from arena.ids import content_id
+from arena.judging import majority, parse_verdict
+from arena.text import strip_thinking
+from storage import Store
+
+
+def now() -> datetime:
+    """UTC now, naive (DuckDB TIMESTAMP)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class DebatePlan:
+    debate_id: str
+    topic: Topic
+    for_model: str
+    against_model: str
+    replicate: int
+
+
+def debate_id(run_id: str, topic_id: str, for_model: str, against_model: str, rep: int) -> str:
+    return content_id("debate", run_id, topic_id, for_model, against_model, rep)
+
+
+def plan_debates(
+    run_id: str, topics: Sequence[Topic], contestants: Sequence[str], replicates: int
+) -> list[DebatePlan]:
+    """Round robin with side swap: every ordered pair of distinct contestants, every topic."""
+    return [
+        DebatePlan(debate_id(run_id, topic.id, a, b, rep), topic, a, b, rep)
+        for rep in range(replicates)
+        for topic in topics
+        for a in contestants
+        for b in contestants
+        if a != b
+    ]
+
+
+@dataclass
+class Progress:
+    """What the progress display shows; the engine updates it."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    turns: int = 0
+    verdicts: int = 0
+    started: float = field(default_factory=time.monotonic)
+    calls: CallStats = field(default_factory=CallStats)
+
+    def turns_per_s(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.turns / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    turns: int
+    verdicts: int
+    elapsed_s: float
+    calls: CallStats
+    errors: list[tuple[str, str]]
+
+
+@dataclass
+class _Resume:
+    """What a run already recorded."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    verdicts: dict[str, dict[str, str | None]] = field(default_factory=lambda: defaultdict(dict))
+
+
+RecordRow = Callable[[str, dict[str, Any], str], None]
+
+
+class Tournament:
+    """One tournament run against one store."""
+
+    def __init__(self, config: TournamentConfig, store: Store, run_id: str):
+        self.config = config
+        self.settings: TournamentSettings = config.settings
+        self.store = store
+        self.run_id = run_id
+        self.progress = Progress()
+        self.errors: list[tuple[str, str]] = []
+        self._specs = {("contestant", s.name): s for s in config.contestants}
+        self._specs.update({("judge", s.name): s for s in config.judges})
+        self._judge_names = [j.name for j in config.judges]
+        # A model may be both a contestant and a judge: judges get their own backend and limits.
+        self._judge_key = {j.name: f"judge:{j.name}" for j in config.judges}
+        self.backends: dict[str, Backend] = {c.name: create_backend(c) for c in config.contestants}
+        self.backends.update({self._judge_key[j.name]: create_backend(j) for j in config.judges})
+        self.caller = Caller(
+            self.backends,
+            max_concurrency=self.settings.max_concurrency,
+            request_timeout_s=self.settings.request_timeout_s,
+            retry=self.settings.retry,
+            record=self._record_call,
+            run_id=run_id,
+        )
+        self.progress.calls = self.caller.stats
+        self.plans = plan_debates(
+            run_id,
+            config.topics,
+            [c.name for c in config.contestants],
+            self.settings.replicates,
+        )
+
+    # --- recording ---------------------------------------------------------------------------
+
+    def _record_call(self, row: dict[str, Any]) -> None:
+        self.store.writer.insert("calls", row, on_conflict="update")
+
+    def _debate_status(
+        self, plan: DebatePlan, status: str, *, winner: str | None = None, error: str | None = None
+    ) -> None:
+        # Always the same columns, so that the writer merges a debate's updates within a batch.
+        row = {
+            "debate_id": plan.debate_id,
+            "status": status,
+            "winner": winner,
+            "error": error,
+            "updated_at": now(),
+        }
+        self.store.writer.insert("debates", row, on_conflict="update")
+
+    # --- resume --------------------------------------------------------------------------------
+
+    def _load_resume(self) -> _Resume:
+        resume = _Resume()
+        for did, status in self.store.read(
+            "select debate_id, status from debates where run_id = ?", [self.run_id]
+        ):
+            resume.status[did] = status
+        rows = self.store.read(
+            "select t.debate_id, t.turn_index, t.text from turns t join debates d using (debate_id)"
+            " where d.run_id = ? order by t.debate_id, t.turn_index",
+            [self.run_id],
+        )
+        for did, index, text in rows:
+            texts = resume.texts[did]
+            if index == len(texts) + 1:  # only a gap-free prefix of turns can be continued
+                texts.append(text)
+        for did, judge, winner, valid in self.store.read(
+            "select v.debate_id, v.judge, v.winner, v.valid from verdicts v"
+            " join debates d using (debate_id) where d.run_id = ?",
+            [self.run_id],
+        ):
+            resume.verdicts[did][judge] = winner if valid else None
+        return resume
+
+    def register(self) -> _Resume:
+        """Write the planned debates (pending) and return what was already recorded."""
+        created = now()
+        rows = [
+            {
+                "debate_id": p.debate_id,
+                "run_id": self.run_id,
+                "topic_id": p.topic.id,
+                "for_model": p.for_model,
+                "against_model": p.against_model,
+                "replicate": p.replicate,
+                "turns_planned": self.settings.turns,
+                "status": "pending",
+                "created_at": created,
+                "updated_at": created,
+            }
+            for p in self.plans
+        ]
+        self.store.insert_rows("debates", rows, on_conflict="ignore")
+        return self._load_resume()
+
+    # --- running -------------------------------------------------------------------------------
+
+    def _settings_for(self, spec: BackendSpec, max_tokens: int, replicate: int) -> GenerateSettings:
+        """A model's generation settings; replicates get distinct seeds, so they differ."""
+        params = spec.params
+        seed = params.seed if params.seed is not None else self.settings.seed
+        return GenerateSettings(
+            max_tokens=params.max_tokens or max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=seed + replicate,
+            stop=tuple(params.stop),
+        )
+
+    async def run(self) -> RunSummary:
+        resume = self.register()
+        todo = []
+        for plan in self.plans:
+            recorded = resume.verdicts.get(plan.debate_id, {})
+            complete = all(name in recorded for name in self._judge_names)
+            if resume.status.get(plan.debate_id) == "done" and complete:
+                self.progress.skipped += 1
+            else:
+                todo.append(plan)
+        self.progress.total = len(self.plans)
+        self.progress.done = self.progress.skipped
+        window = asyncio.Semaphore(max(2 * self.settings.max_concurrency, 8))
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(plan: DebatePlan) -> None:
+            try:
+                await self._run_debate(plan, resume)
+            finally:
+                window.release()
+
+        try:
+            for plan in todo:
+                await window.acquire()
+                task = asyncio.create_task(one(plan))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            while tasks:
+                await asyncio.gather(*list(tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for backend in self.backends.values():
+                await backend.aclose()
+        return RunSummary(
+            run_id=self.run_id,
+            total=self.progress.total,
+            done=self.progress.done,
+            failed=self.progress.failed,
+            skipped=self.progress.skipped,
+            turns=self.progress.turns,
+            verdicts=self.progress.verdicts,
+            elapsed_s=time.monotonic() - self.progress.started,
+            calls=self.caller.stats,
+            errors=self.errors,
+        )
+
+    async def _run_debate(self, plan: DebatePlan, resume: _Resume) -> None:
+        settings = self.settings
+        transcript = Transcript(plan.topic.motion, settings.turns, settings.max_tokens)
+        for index, text in enumerate(resume.texts.get(plan.debate_id, [])[: settings.turns], 1):
+            transcript.add(index, text)
+        try:
+            if not transcript.finished:
+                self._debate_status(plan, "running")
+            while not transcript.finished:
+                await self._next_turn(plan, transcript)
+            self._debate_status(plan, "judging")
+            winners = await self._judge(plan, transcript, resume.verdicts.get(plan.debate_id, {}))
+        except BackendError as error:
+            message = f"{type(error).__name__} ({error.kind}): {error}"
+            self._debate_status(plan, "failed", error=message[:2000])
+            self.errors.append((plan.debate_id, message))
+            self.progress.failed += 1
+            return
+        self._debate_status(plan, "done", winner=majority(w for w in winners if w))
+        self.progress.done += 1
+
+    async def _next_turn(self, plan: DebatePlan, transcript: Transcript) -> None:
+        index = transcript.next_turn
+        side = side_of(index)
+        model = plan.for_model if side == "FOR" else plan.against_model
+        spec = self._specs[("contestant", model)]
+        messages = transcript.prompt_for(index)
+        result = await self.caller.call(
+            model,
+            messages,
+            self._settings_for(spec, self.settings.max_tokens, plan.replicate),
+            purpose="turn",
+            debate_id=plan.debate_id,
+        )
+        completion = result.completion
+        text, thinking = strip_thinking(completion.text)
+        self.store.writer.insert(
+            "turns",
+            {
+                "debate_id": plan.debate_id,
+                "turn_index": index,
+                "side": side,
+                "role": role_of(index, self.settings.turns),
+                "model": model,
+                "text": text,
+                "raw_text": completion.text,
+                "reasoning": completion.reasoning or thinking,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "cost_usd": completion.cost_usd,
+                "latency_s": result.latency_s,
+                "finish_reason": completion.finish_reason,
+                "call_id": result.call_id,
+                "created_at": now(),
+            },
+            on_conflict="ignore",
+        )
+        transcript.add(index, text)
+        self.progress.turns += 1
+
+    async def _judge(
+        self, plan: DebatePlan, transcript: Transcript, recorded: dict[str, str | None]
+    ) -> list[str | None]:
+        messages = transcript.judge_messages()
+        missing = [name for name in self._judge_names if name not in recorded]
+        new = await asyncio.gather(*(self._one_verdict(plan, name, messages) for name in missing))
+        found = dict(recorded)
+        found.update(zip(missing, new, strict=True))
+        return [found[name] for name in self._judge_names]
+
+    async def _one_verdict(
+        self, plan: DebatePlan, judge: str, messages: list[Message]
+    ) -> str | None:
+        spec = self._specs[("judge", judge)]
+        settings = self._settings_for(spec, self.settings.judge_max_tokens, plan.replicate)
+        key = self._judge_key[judge]
+        result = await self.caller.call(
+            key, messages, settings, purpose="judge", debate_id=plan.debate_id
+        )
+        results = [result]
+        verdict = parse_verdict(result.completion.text)
+        if verdict is None:
+            repair = [
+                *messages,
+                Message("assistant", result.completion.text),
+                Message("user", render("judge_repair")),
+            ]
+            result = await self.caller.call(
+                key, repair, settings, purpose="judge_repair", debate_id=plan.debate_id
+            )
+            results.append(result)
+            verdict = parse_verdict(result.completion.text)
+        completions = [r.completion for r in results]
+        self.store.writer.insert(
+            "verdicts",
+            {
+                "debate_id": plan.debate_id,
+                "judge": judge,
+                "winner": verdict.winner if verdict else None,
+                "rationale": verdict.rationale if verdict else None,
+                "valid": verdict is not None,
+                "repaired": len(results) > 1,
+                "raw_text": result.completion.text,
+                "prob_for": None,
+                "prompt_tokens": sum(c.prompt_tokens or 0 for c in completions),
+                "completion_tokens": sum(c.completion_tokens or 0 for c in completions),
+                "cost_usd": sum(c.cost_usd or 0.0 for c in completions),
+                "latency_s": sum(r.latency_s for r in results),
+                "created_at": now(),
+            },
+            on_conflict="ignore",
+        )
+        self.progress.verdicts += 1
+        return verdict.winner if verdict else None

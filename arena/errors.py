@@ -1,0 +1,56 @@
+"""The errors a user can meet, and how the CLI reports them.
+
+`UserError` and its subclasses are mistakes in the user's input (a config file, a flag, a busy
+database): the CLI prints their message as one line and exits with code 2, without a traceback and
+before any model is called or anything is written. `BackendError` is what a backend raises when a
+call fails; it says whether trying again could help, and the engine alone decides what to do.
+"""
+
+from __future__ import annotations
+
+
+class ArenaError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class UserError(ArenaError):
+    """A mistake in what the user gave us; printed as one line, exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A config file (or flag) is invalid. The message names the file, the field and the problem."""
+
+    def __init__(self, source: str, field: str | None, problem: str, line: int | None = None):
+        self.source = source
+        self.field = field
+        self.problem = problem
+        self.line = line
+        where = source if line is None else f"{source}:{line}"
+        text = f"{where}: {field}: {problem}" if field else f"{where}: {problem}"
+        super().__init__(text)
+
+
+class BackendError(ArenaError):
+    """A model call failed.
+
+    `kind` is one of: 'rate_limit', 'server', 'timeout', 'connection', 'malformed' (retryable by
+    default) or 'bad_request', 'auth', 'context_length', 'not_found' (not retryable).
+    `retry_after` is the delay the server asked for, in seconds, when it said so.
+    """
+
+    RETRYABLE_KINDS = frozenset({"rate_limit", "server", "timeout", "connection", "malformed"})
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = kind in self.RETRYABLE_KINDS if retryable is None else retryable
+        self.retry_after = retry_after

@@ -1,0 +1,114 @@
+"""`arena tournament`: load the config, open the store, play the debates, report.
+
+Exit codes: 0 every debate finished, 1 some debates failed (rerun to retry them), 2 a user error
+(nothing was called or written), 130 interrupted (rerun the printed command to continue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from arena.config import TournamentConfig, load_tournament
+from arena.engine import RunSummary, Tournament, now
+from arena.progress import show_progress
+from arena.runs import check_run, default_run_id, finish_run, record_run
+from storage import Store
+
+EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def continue_command(argv: list[str] | None = None) -> str:
+    """The command line that continues this run (the same one)."""
+    args = sys.argv[1:] if argv is None else argv
+    return shlex.join(["arena", *args])
+
+
+def _summary_lines(summary: RunSummary) -> list[str]:
+    c = summary.calls
+    rate = summary.turns / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+    lines = [
+        f"run {summary.run_id}: {summary.done}/{summary.total} debates done"
+        + (f" ({summary.skipped} already recorded)" if summary.skipped else "")
+        + (f", {summary.failed} failed" if summary.failed else ""),
+        f"  {summary.turns} turns ({rate:.1f}/s) and {summary.verdicts} verdicts in "
+        f"{summary.elapsed_s:.1f} s; {c.calls} calls, {c.failed_attempts} failed attempts retried"
+        f" or given up; {c.prompt_tokens + c.completion_tokens:,} tokens; ${c.cost_usd:.4f}",
+    ]
+    for debate_id, error in summary.errors[:5]:
+        lines.append(f"  failed {debate_id}: {error}")
+    if len(summary.errors) > 5:
+        lines.append(f"  ... and {len(summary.errors) - 5} more (see debates.error)")
+    return lines
+
+
+async def _play(tournament: Tournament, console: Console, quiet: bool) -> RunSummary:
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    if main is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, main.cancel)
+    async with show_progress(tournament.progress, console, enabled=not quiet):
+        return await tournament.run()
+
+
+def run_tournament(
+    topics: Path,
+    models: Path,
+    db: Path,
+    flags: Mapping[str, Any],
+    *,
+    run_id: str | None = None,
+    quiet: bool = False,
+    console: Console | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    """Run (or continue) a tournament; returns the exit code. Raises UserError on bad input."""
+    console = console or Console(stderr=True, soft_wrap=True)
+    config: TournamentConfig = load_tournament(topics, models, flags)
+    run_id = run_id or default_run_id(config.settings)
+    command = continue_command(argv)
+    store = Store.open(db)
+    interrupted = False
+    summary: RunSummary | None = None
+    try:
+        existed = check_run(store, config, run_id)
+        tournament = Tournament(config, store, run_id)
+        record_run(store, config, run_id, command, now())
+        store.serve_live()
+        if existed:
+            console.print(f"continuing run {run_id} in {db}", highlight=False)
+        try:
+            summary = asyncio.run(_play(tournament, console, quiet))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            interrupted = True
+        status = "interrupted"
+        if summary is not None:
+            status = "complete" if summary.failed == 0 else "incomplete"
+        finish_run(store, run_id, status, now())
+    finally:
+        store.close()
+    if interrupted or summary is None:
+        p = tournament.progress
+        console.print(
+            f"Stopped. {p.done}/{p.total} debates finished, {p.turns} new turns recorded; "
+            f"turns in flight were dropped.\nContinue with: {command}",
+            highlight=False,
+        )
+        return EXIT_INTERRUPTED
+    for line in _summary_lines(summary):
+        console.print(line, highlight=False)
+    if summary.failed:
+        console.print(f"Some debates failed; rerun to retry them: {command}", highlight=False)
+        return EXIT_FAILED
+    if summary.done == summary.skipped:
+        console.print(f"run {run_id} is complete; nothing left to do", highlight=False)
+    return EXIT_OK

@@ -1,0 +1,66 @@
+"""Shared fixtures: config files written to a temporary directory, and the CLI run for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def write_yaml(path: Path, data: Any) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def sim_models(
+    skills: dict[str, float], *, judges: list[dict[str, Any]] | None = None, **tournament: Any
+) -> dict[str, Any]:
+    """A models.yaml of simulated contestants with the given skills."""
+    return {
+        "tournament": tournament,
+        "models": [{"name": n, "backend": "sim", "skill": s} for n, s in skills.items()],
+        "judges": judges or [{"name": "judge", "backend": "sim", "noise": 1.0}],
+    }
+
+
+def topics(n: int) -> list[dict[str, str]]:
+    return [
+        {"id": f"t{i}", "motion": f"This house supports proposal number {i}."} for i in range(n)
+    ]
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[[str, Any], Path]:
+    def _write(name: str, data: Any) -> Path:
+        return write_yaml(tmp_path / name, data)
+
+    return _write
+
+
+def arena_cmd(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "arena", *[str(a) for a in args]]
+
+
+def run_arena(
+    *args: str | Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `arena` command in a subprocess."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        arena_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+    )
