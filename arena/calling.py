@@ -10,20 +10,14 @@ Every attempt, failed or not, becomes a row of `calls`.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from arena.backends.base import Backend, Completion, GenerateSettings, Message
 from arena.config import RetrySettings
@@ -104,14 +98,16 @@ class Caller:
         self._run_id = run_id
         self.stats = CallStats()
 
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_random_exponential(
-            multiplier=self._retry.initial_backoff_s, max=self._retry.max_backoff_s
-        )(state)
-        error = state.outcome.exception() if state.outcome else None
+    def _backoff(self, attempt: int, error: BaseException | None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based).
+
+        Full jitter: uniform in [0, min(max, initial * 2^(attempt-1))]; a server's Retry-After wins.
+        """
         if isinstance(error, BackendError) and error.retry_after is not None:
             return max(error.retry_after, 0.0)
-        return float(backoff)
+        policy = self._retry
+        cap = min(policy.max_backoff_s, policy.initial_backoff_s * 2 ** (attempt - 1))
+        return random.uniform(0.0, cap)
 
     async def call(
         self,
@@ -128,16 +124,28 @@ class Caller:
         """
         backend = self.backends[model]
         request = request_hash(backend.name, [m.as_dict() for m in messages], settings.as_dict())
+        started = time.monotonic()
+        # The first attempt runs outside tenacity: most calls succeed at once, and at a thousand
+        # calls a second tenacity's per-call set-up is a measurable share of the engine's time.
+        try:
+            return await self._attempt(model, messages, settings, request, 1, purpose, debate_id)
+        except BackendError as error:
+            if self._retry.max_attempts == 1 or not backend.should_retry(error):
+                raise
+            first_error = error
+        await asyncio.sleep(self._backoff(1, first_error))
+        remaining_s = max(self._retry.max_total_s - (time.monotonic() - started), 0.0)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.max_attempts)
-            | stop_after_delay(self._retry.max_total_s),
-            wait=self._wait,
+            stop=stop_after_attempt(self._retry.max_attempts - 1) | stop_after_delay(remaining_s),
+            wait=lambda state: self._backoff(
+                state.attempt_number + 1, state.outcome.exception() if state.outcome else None
+            ),
             retry=retry_if_exception(backend.should_retry),
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                number = attempt.retry_state.attempt_number
+                number = attempt.retry_state.attempt_number + 1
                 return await self._attempt(
                     model, messages, settings, request, number, purpose, debate_id
                 )

@@ -17,7 +17,7 @@ debate. So each prompt is an exact prefix of the same side's next one (`Transcri
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 import jinja2
 
@@ -60,12 +60,32 @@ def _templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
+        auto_reload=False,  # templates ship with the package; no stat() per render
     )
+
+
+@cache
+def _judge_system() -> str:
+    return render("judge_system")
 
 
 def render(name: str, **values: object) -> str:
     """Render the prompt template `arena/prompts/<name>.j2`."""
     return _templates().get_template(f"{name}.j2").render(**values).strip()
+
+
+@lru_cache(maxsize=4096)
+def _system_prompt(motion: str, side: str, turns: int, max_tokens: int) -> str:
+    """A debater's system prompt; the same for every debate on a motion and side (cached)."""
+    return render(
+        "debater_system",
+        motion=motion,
+        side=side,
+        opponent_side=other_side(side),
+        turns=turns,
+        own_turns=len(turns_of(side, turns)),
+        word_limit=word_limit(max_tokens),
+    )
 
 
 @dataclass
@@ -81,15 +101,7 @@ class Transcript:
 
     def __post_init__(self) -> None:
         for side in SIDES:
-            system = render(
-                "debater_system",
-                motion=self.motion,
-                side=side,
-                opponent_side=other_side(side),
-                turns=self.turns,
-                own_turns=len(turns_of(side, self.turns)),
-                word_limit=word_limit(self.max_tokens),
-            )
+            system = _system_prompt(self.motion, side, self.turns, self.max_tokens)
             self._chats[side] = [Message("system", system)]
 
     @property
@@ -141,7 +153,7 @@ class Transcript:
             for i, text in enumerate(self.texts, start=1)
         ]
         return [
-            Message("system", render("judge_system")),
+            Message("system", _judge_system()),
             Message(
                 "user",
                 render(

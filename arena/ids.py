@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any
 
 
@@ -25,6 +26,25 @@ def content_id(*parts: Any, length: int = 16) -> str:
     return digest[:length]
 
 
+@lru_cache(maxsize=4096)
+def _settings_json(settings: tuple[tuple[str, Any], ...]) -> bytes:
+    return canonical_json(dict(settings)).encode("utf-8")
+
+
 def request_hash(model: str, messages: list[dict[str, str]], settings: dict[str, Any]) -> str:
-    """The id of a model request: the same model, messages and settings give the same hash."""
-    return content_id(model, canonical_json(messages), settings, length=32)
+    """The id of a model request: the same model, messages and settings give the same hash.
+
+    Messages are fed to the hash length-prefixed rather than as JSON: it is as unambiguous, and
+    several times faster on long transcripts (this runs for every call).
+    """
+    digest = hashlib.sha256()
+    key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(settings.items()))
+    for data in (model.encode("utf-8"), _settings_json(key)):
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
+    for message in messages:
+        for part in (message["role"], message["content"]):
+            data = part.encode("utf-8")
+            digest.update(b"%d:" % len(data))
+            digest.update(data)
+    return digest.hexdigest()[:32]

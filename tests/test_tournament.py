@@ -68,7 +68,9 @@ def test_sim_tournament_counts_and_skill_order(tmp_path: Path) -> None:
     names = list(SKILLS)
     rho = spearmanr([SKILLS[n] for n in names], [wins[n] for n in names]).statistic
     assert rho >= 0.9, wins
-    assert wins["m0"] > 0.7 > 0.3 > wins["m7"]
+    # Expected win rates of the extremes are 0.82 and 0.18 (mean of sigmoid(skill gaps)); over
+    # 70 debates each the standard deviation is 0.046, so 4 SD below and above:
+    assert wins["m0"] > 0.64 and wins["m7"] < 0.36, wins
     # and the summary says so
     assert f"{n_debates}/{n_debates} debates done" in result.stderr
 
@@ -196,3 +198,23 @@ def test_think_blocks_are_kept_raw_and_hidden_from_others(tmp_path: Path) -> Non
     seen = [m["content"] for r in requests for m in r["messages"]]
     assert any("My argument." in c for c in seen)
     assert not any("secret plan" in c or "<think>" in c for c in seen)
+
+
+def test_deterministic_under_seed(tmp_path: Path) -> None:
+    models = sim_models({"a": 0.5, "b": 0.0, "c": -0.5}, turns=4)
+    for entry in models["models"]:
+        entry["failures"] = {"server_error": 0.2}
+        entry["jitter_s"] = 0.01  # scheduling order differs between runs; results must not
+    models["tournament"]["retry"] = {"initial_backoff_s": 0.0, "max_attempts": 20}
+    sql = (
+        "select d.topic_id, d.for_model, d.against_model, d.winner, t.turn_index, t.text"
+        " from debates d join turns t using (debate_id) order by all"
+    )
+    results = []
+    for name, seed in (("one", "1"), ("two", "1"), ("three", "2")):
+        (tmp_path / name).mkdir()
+        assert _tournament(tmp_path / name, models, 2, "--seed", seed).returncode == 0
+        results.append(_query(tmp_path / name / "arena.duckdb", sql))
+    assert len(results[0]) == 3 * 2 * 2 * 4
+    assert results[0] == results[1]
+    assert results[0] != results[2]

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
 from arena.errors import BackendError
-from arena.ids import canonical_json, content_id
+from arena.ids import content_id, request_hash
 from arena.transcript import split_transcript
 
 STRENGTH_TAG = re.compile(r"\[strength ([+-]?\d+(?:\.\d+)?)\]")
@@ -152,9 +152,10 @@ class _SimBackend(Backend):
     def _rngs(
         self, messages: list[Message], settings: GenerateSettings
     ) -> tuple[random.Random, random.Random, str]:
-        key = content_id(
-            self.name, settings.seed, canonical_json([m.as_dict() for m in messages]), length=24
-        )
+        # The system prompt (motion, side) and the last message (the turn, the opponent's latest
+        # text) identify the context well enough, and hashing two messages beats hashing all.
+        ends = [m.as_dict() for m in (messages[0], messages[-1])]
+        key = request_hash(self.name, ends, {"seed": settings.seed, "n": len(messages)})
         attempt = self._attempts.get(key, 0) + 1
         self._attempts[key] = attempt
         content_rng = random.Random(int(key, 16))
