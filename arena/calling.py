@@ -4,6 +4,7 @@ This is the only place that retries. A backend raises `BackendError` and says wh
 is retryable (`Backend.should_retry`); here tenacity retries those with full-jitter exponential
 backoff, honouring a server's Retry-After, bounded in attempts and in total time. Each attempt holds
 a slot of the global limit and of its model's limit only while it runs, not while it backs off.
+A model's rate limits (requests and tokens per minute) are waited for before each attempt.
 Every attempt, failed or not, becomes a row of `calls`.
 """
 
@@ -17,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from arena.backends.base import Backend, Completion, GenerateSettings, Message
+from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
 from arena.config import RetrySettings
 from arena.errors import BackendError
 from arena.ids import content_id, request_hash
@@ -73,6 +75,33 @@ def _as_backend_error(error: BaseException) -> BackendError:
     return BackendError(f"{type(error).__name__}: {error}", kind="unknown", retryable=False)
 
 
+@dataclass
+class RateLimit:
+    """Requests and tokens per minute for one model (aiolimiter leaky buckets)."""
+
+    requests: AsyncLimiter | None
+    tokens: AsyncLimiter | None
+    tokens_per_minute: float
+
+    @classmethod
+    def for_spec(cls, spec: BackendSpec) -> RateLimit | None:
+        rpm, tpm = spec.requests_per_minute, spec.tokens_per_minute
+        if rpm is None and tpm is None:
+            return None
+        return cls(
+            AsyncLimiter(rpm, 60) if rpm else None,
+            AsyncLimiter(tpm, 60) if tpm else None,
+            tpm or 0.0,
+        )
+
+    async def acquire(self, messages: list[Message], settings: GenerateSettings) -> None:
+        if self.requests is not None:
+            await self.requests.acquire()
+        if self.tokens is not None:
+            estimate = sum(len(m.content) for m in messages) // 4 + settings.max_tokens
+            await self.tokens.acquire(min(float(estimate), self.tokens_per_minute))
+
+
 class Caller:
     """Calls models by config name, with limits, retries and recording."""
 
@@ -91,6 +120,11 @@ class Caller:
         self._per_model = {
             name: asyncio.Semaphore(backend.spec.max_concurrency)
             for name, backend in backends.items()
+        }
+        self._rate = {
+            name: limit
+            for name, backend in backends.items()
+            if (limit := RateLimit.for_spec(backend.spec)) is not None
         }
         self._timeout = request_timeout_s
         self._retry = retry
@@ -117,10 +151,12 @@ class Caller:
         *,
         purpose: str,
         debate_id: str | None,
+        before_send: Callable[[], None] | None = None,
     ) -> CallResult:
         """Call `model` until it succeeds or a non-retryable error or the retry budget ends it.
 
-        Raises the last `BackendError` when the call gives up.
+        Raises the last `BackendError` when the call gives up. `before_send` runs once the call
+        holds its slots, just before it is sent; it may raise to cancel the call.
         """
         backend = self.backends[model]
         request = request_hash(backend.name, [m.as_dict() for m in messages], settings.as_dict())
@@ -128,7 +164,9 @@ class Caller:
         # The first attempt runs outside tenacity: most calls succeed at once, and at a thousand
         # calls a second tenacity's per-call set-up is a measurable share of the engine's time.
         try:
-            return await self._attempt(model, messages, settings, request, 1, purpose, debate_id)
+            return await self._attempt(
+                model, messages, settings, request, 1, purpose, debate_id, before_send
+            )
         except BackendError as error:
             if self._retry.max_attempts == 1 or not backend.should_retry(error):
                 raise
@@ -160,6 +198,7 @@ class Caller:
         attempt: int,
         purpose: str,
         debate_id: str | None,
+        before_send: Callable[[], None] | None = None,
     ) -> CallResult:
         backend = self.backends[model]
         # The same request can be made by several debates (an opening does not depend on the
@@ -178,7 +217,12 @@ class Caller:
             model=backend.name,
             started_at=started_at,
         )
+        rate = self._rate.get(model)
+        if rate is not None:
+            await rate.acquire(messages, settings)
         async with self._global, self._per_model[model]:
+            if before_send is not None:
+                before_send()
             start = time.perf_counter()
             try:
                 async with asyncio.timeout(self._timeout):

@@ -39,7 +39,9 @@ def _fail(message: str, code: int = 2) -> None:
 @app.command()
 def tournament(
     topics: Path = typer.Option(..., "--topics", help="YAML file of motions."),
-    models: Path | None = typer.Option(None, "--models", help="YAML file of models and judges."),
+    models: Path | None = typer.Option(
+        None, "--models", help="YAML file of models and judges (default: the embedded model)."
+    ),
     db: Path = DB_OPTION,
     run: str | None = typer.Option(None, "--run", help="Run name (default: from the settings)."),
     turns: int | None = typer.Option(None, help="Turns per debate (default 10)."),
@@ -48,6 +50,9 @@ def tournament(
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="Max new tokens per turn."),
     judges: str | None = typer.Option(None, help="Comma-separated judge names to use."),
     concurrency: int | None = typer.Option(None, help="Calls in flight at once, all models."),
+    budget_usd: float | None = typer.Option(
+        None, "--budget-usd", help="Start no new debate once the run has spent this much."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Run a tournament: every pair of models debates every motion, on both sides, judged.
@@ -57,9 +62,6 @@ def tournament(
     from arena.tournament import run_tournament
     from storage import StoreError
 
-    if models is None:
-        _fail("--models is required: a YAML file with models: and judges: (see examples/)")
-        return
     flags = {
         "turns": turns,
         "replicates": replicates,
@@ -67,6 +69,7 @@ def tournament(
         "max_tokens": max_tokens,
         "judges": [j.strip() for j in judges.split(",") if j.strip()] if judges else None,
         "max_concurrency": concurrency,
+        "budget_usd": budget_usd,
     }
     try:
         code = run_tournament(topics, models, db, flags, run_id=run, quiet=quiet)

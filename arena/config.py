@@ -61,6 +61,8 @@ class TournamentSettings(BaseModel):
     """Names of the judges to use (default: every judge in models.yaml)."""
     max_concurrency: int = Field(64, ge=1)
     """Calls in flight at once, over all models."""
+    budget_usd: float | None = Field(None, gt=0)
+    """Stop starting new debates once the run has spent this much (debates under way finish)."""
     request_timeout_s: float = Field(300.0, gt=0)
     """Time limit of one call attempt."""
     retry: RetrySettings = Field(default_factory=RetrySettings)
@@ -285,15 +287,38 @@ def load_topics(path: Path) -> TopicsFile:
     return parsed
 
 
-def load_models(path: Path) -> ModelsFile:
+def load_models(path: Path | None) -> ModelsFile:
+    """A models file; None: the embedded-model defaults (arena.defaults)."""
+    if path is None:
+        from arena.defaults import DEFAULT_MODELS
+
+        return validate_file(ModelsFile, DEFAULT_MODELS, "built-in default models", {})
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(str(path), None, "expected a mapping with 'models:' and 'judges:'")
     parsed = validate_file(ModelsFile, data, str(path), lines)
+    _check_roles(parsed, str(path), lines)
     _check_unique([m.name for m in parsed.models], "models", "name", str(path), lines)
     _check_unique([j.name for j in parsed.judges], "judges", "name", str(path), lines)
     _validate_section(parsed.tournament, str(path), lines)
     return parsed
+
+
+def _check_roles(parsed: ModelsFile, source: str, lines: Mapping[tuple[Any, ...], int]) -> None:
+    """Judge settings on a contestant, or a persona on a judge, are mistakes."""
+    checks = (("models", parsed.models, "judges"), ("judges", parsed.judges, "contestants"))
+    for section, specs, other in checks:
+        for index, spec in enumerate(specs):
+            only = spec.JUDGE_ONLY if section == "models" else spec.CONTESTANT_ONLY
+            for field in only:
+                if field in spec.model_fields_set:
+                    path = (section, index, field)
+                    raise ConfigError(
+                        source,
+                        f"{section}[{index}].{field}",
+                        f"applies to {other} only",
+                        _line_for(path, lines),
+                    )
 
 
 def _validate_section(
@@ -341,7 +366,7 @@ def resolve_settings(
 
 
 def load_tournament(
-    topics_path: Path, models_path: Path, flags: Mapping[str, Any] | None = None
+    topics_path: Path, models_path: Path | None, flags: Mapping[str, Any] | None = None
 ) -> TournamentConfig:
     """Load and cross-check everything a tournament needs; raises ConfigError."""
     topics = load_topics(topics_path)
@@ -353,7 +378,7 @@ def load_tournament(
         for name in settings.judges:
             if name not in known:
                 raise ConfigError(
-                    str(models_path),
+                    str(models_path or "built-in default models"),
                     "tournament.judges",
                     f"no judge named {name!r} (judges: {', '.join(known)})",
                 )

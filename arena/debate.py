@@ -65,8 +65,8 @@ def _templates() -> jinja2.Environment:
 
 
 @cache
-def _judge_system() -> str:
-    return render("judge_system")
+def _judge_system(logprob: bool) -> str:
+    return render("judge_system", logprob=logprob)
 
 
 def render(name: str, **values: object) -> str:
@@ -75,7 +75,7 @@ def render(name: str, **values: object) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _system_prompt(motion: str, side: str, turns: int, max_tokens: int) -> str:
+def _system_prompt(motion: str, side: str, turns: int, max_tokens: int, persona: str | None) -> str:
     """A debater's system prompt; the same for every debate on a motion and side (cached)."""
     return render(
         "debater_system",
@@ -85,6 +85,7 @@ def _system_prompt(motion: str, side: str, turns: int, max_tokens: int) -> str:
         turns=turns,
         own_turns=len(turns_of(side, turns)),
         word_limit=word_limit(max_tokens),
+        persona=persona,
     )
 
 
@@ -95,13 +96,16 @@ class Transcript:
     motion: str
     turns: int
     max_tokens: int
+    personas: dict[str, str | None] = field(default_factory=dict)
+    """Each side's persona, if its model has one."""
     texts: list[str] = field(default_factory=list)
     _chats: dict[str, list[Message]] = field(default_factory=dict)
     _pending: dict[int, Message] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for side in SIDES:
-            system = _system_prompt(self.motion, side, self.turns, self.max_tokens)
+            persona = self.personas.get(side)
+            system = _system_prompt(self.motion, side, self.turns, self.max_tokens, persona)
             self._chats[side] = [Message("system", system)]
 
     @property
@@ -143,8 +147,11 @@ class Transcript:
         self._chats[side].extend([instruction, Message("assistant", text)])
         self.texts.append(text)
 
-    def judge_messages(self) -> list[Message]:
-        """What a judge is shown: the motion and the turns labelled by side, no model names."""
+    def judge_messages(self, logprob: bool = False) -> list[Message]:
+        """What a judge is shown: the motion and the turns labelled by side, no model names.
+
+        With `logprob`, the judge is asked for one word (FOR or AGAINST) instead of JSON.
+        """
         turns = [
             {
                 "header": turn_header(i, side_of(i), role_of(i, self.turns)),
@@ -153,7 +160,7 @@ class Transcript:
             for i, text in enumerate(self.texts, start=1)
         ]
         return [
-            Message("system", _judge_system()),
+            Message("system", _judge_system(logprob)),
             Message(
                 "user",
                 render(
@@ -161,6 +168,7 @@ class Transcript:
                     motion=self.motion,
                     transcript=turns,
                     end_marker=END_OF_TRANSCRIPT,
+                    logprob=logprob,
                 ),
             ),
         ]

@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,9 +25,9 @@ from arena.backends import Backend, BackendSpec, GenerateSettings, Message, crea
 from arena.calling import Caller, CallStats
 from arena.config import Topic, TournamentConfig, TournamentSettings
 from arena.debate import Transcript, render, role_of, side_of
-from arena.errors import BackendError
+from arena.errors import BackendError, BudgetReached
 from arena.ids import content_id
-from arena.judging import majority, parse_verdict
+from arena.judging import Verdict, majority, parse_verdict, prob_for, verdict_from_prob
 from arena.text import strip_thinking
 from storage import Store
 
@@ -94,6 +94,10 @@ class RunSummary:
     elapsed_s: float
     calls: CallStats
     errors: list[tuple[str, str]]
+    not_started: int = 0
+    """Debates left unstarted because the budget was reached."""
+    spent_usd: float = 0.0
+    """What the run has spent in all, earlier sessions included."""
 
 
 @dataclass
@@ -134,6 +138,8 @@ class Tournament:
             run_id=run_id,
         )
         self.progress.calls = self.caller.stats
+        self._prior_cost = 0.0
+        self._not_started = 0
         self.plans = plan_debates(
             run_id,
             config.topics,
@@ -163,6 +169,10 @@ class Tournament:
 
     def _load_resume(self) -> _Resume:
         resume = _Resume()
+        ((cost,),) = self.store.read(
+            "select coalesce(sum(cost_usd), 0) from calls where run_id = ?", [self.run_id]
+        )
+        self._prior_cost = float(cost)
         for did, status in self.store.read(
             "select debate_id, status from debates where run_id = ?", [self.run_id]
         ):
@@ -270,11 +280,26 @@ class Tournament:
             elapsed_s=time.monotonic() - self.progress.started,
             calls=self.caller.stats,
             errors=self.errors,
+            not_started=self._not_started,
+            spent_usd=self.spent_usd(),
         )
+
+    def _check_budget(self) -> None:
+        budget = self.settings.budget_usd
+        if budget is not None and self.spent_usd() >= budget:
+            raise BudgetReached(f"budget of ${budget} reached")
+
+    def spent_usd(self) -> float:
+        """The run's spend so far: earlier sessions' calls and this one's."""
+        return self._prior_cost + self.caller.stats.cost_usd
 
     async def _run_debate(self, plan: DebatePlan, resume: _Resume) -> None:
         settings = self.settings
-        transcript = Transcript(plan.topic.motion, settings.turns, settings.max_tokens)
+        personas = {
+            "FOR": self._specs[("contestant", plan.for_model)].persona,
+            "AGAINST": self._specs[("contestant", plan.against_model)].persona,
+        }
+        transcript = Transcript(plan.topic.motion, settings.turns, settings.max_tokens, personas)
         for index, text in enumerate(resume.texts.get(plan.debate_id, [])[: settings.turns], 1):
             transcript.add(index, text)
         try:
@@ -284,6 +309,10 @@ class Tournament:
                 await self._next_turn(plan, transcript)
             self._debate_status(plan, "judging")
             winners = await self._judge(plan, transcript, resume.verdicts.get(plan.debate_id, {}))
+        except BudgetReached:
+            self._debate_status(plan, "pending")
+            self._not_started += 1
+            return
         except BackendError as error:
             message = f"{type(error).__name__} ({error.kind}): {error}"
             self._debate_status(plan, "failed", error=message[:2000])
@@ -305,6 +334,8 @@ class Tournament:
             self._settings_for(spec, self.settings.max_tokens, plan.replicate),
             purpose="turn",
             debate_id=plan.debate_id,
+            # A new debate starts only while the budget allows; debates under way finish.
+            before_send=self._check_budget if index == 1 else None,
         )
         completion = result.completion
         text, thinking = strip_thinking(completion.text)
@@ -335,35 +366,48 @@ class Tournament:
     async def _judge(
         self, plan: DebatePlan, transcript: Transcript, recorded: dict[str, str | None]
     ) -> list[str | None]:
-        messages = transcript.judge_messages()
         missing = [name for name in self._judge_names if name not in recorded]
-        new = await asyncio.gather(*(self._one_verdict(plan, name, messages) for name in missing))
+        new = await asyncio.gather(*(self._one_verdict(plan, name, transcript) for name in missing))
         found = dict(recorded)
         found.update(zip(missing, new, strict=True))
         return [found[name] for name in self._judge_names]
 
     async def _one_verdict(
-        self, plan: DebatePlan, judge: str, messages: list[Message]
+        self, plan: DebatePlan, judge: str, transcript: Transcript
     ) -> str | None:
         spec = self._specs[("judge", judge)]
-        settings = self._settings_for(spec, self.settings.judge_max_tokens, plan.replicate)
         key = self._judge_key[judge]
+        logprob = spec.verdict == "logprob"
+        messages = transcript.judge_messages(logprob=logprob)
+        settings = self._settings_for(spec, self.settings.judge_max_tokens, plan.replicate)
+        p_for: float | None = None
+        if logprob:
+            # One token is all a logprob verdict reads.
+            settings = replace(settings, max_tokens=1, top_logprobs=spec.top_logprobs)
         result = await self.caller.call(
             key, messages, settings, purpose="judge", debate_id=plan.debate_id
         )
         results = [result]
-        verdict = parse_verdict(result.completion.text)
-        if verdict is None:
-            repair = [
-                *messages,
-                Message("assistant", result.completion.text),
-                Message("user", render("judge_repair")),
-            ]
-            result = await self.caller.call(
-                key, repair, settings, purpose="judge_repair", debate_id=plan.debate_id
+        if logprob:
+            p_for = prob_for(result.completion.top_logprobs or [])
+            verdict = (
+                Verdict(verdict_from_prob(p_for, spec.tie_margin), f"P(FOR) = {p_for:.3f}")
+                if p_for is not None
+                else None
             )
-            results.append(result)
+        else:
             verdict = parse_verdict(result.completion.text)
+            if verdict is None:
+                repair = [
+                    *messages,
+                    Message("assistant", result.completion.text),
+                    Message("user", render("judge_repair")),
+                ]
+                result = await self.caller.call(
+                    key, repair, settings, purpose="judge_repair", debate_id=plan.debate_id
+                )
+                results.append(result)
+                verdict = parse_verdict(result.completion.text)
         completions = [r.completion for r in results]
         self.store.writer.insert(
             "verdicts",
@@ -375,7 +419,7 @@ class Tournament:
                 "valid": verdict is not None,
                 "repaired": len(results) > 1,
                 "raw_text": result.completion.text,
-                "prob_for": None,
+                "prob_for": p_for,
                 "prompt_tokens": sum(c.prompt_tokens or 0 for c in completions),
                 "completion_tokens": sum(c.completion_tokens or 0 for c in completions),
                 "cost_usd": sum(c.cost_usd or 0.0 for c in completions),

@@ -54,3 +54,7 @@ class BackendError(ArenaError):
         self.kind = kind
         self.retryable = kind in self.RETRYABLE_KINDS if retryable is None else retryable
         self.retry_after = retry_after
+
+
+class BudgetReached(ArenaError):
+    """The run's spend reached its budget before a new debate's first call was sent."""

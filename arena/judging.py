@@ -11,11 +11,21 @@ Verdict(winner='AGAINST', rationale='Better evidence.')
 True
 >>> majority(["FOR", "AGAINST", "FOR"]), majority(["FOR", "AGAINST"]), majority([])
 ('FOR', 'TIE', None)
+
+Small models write poor JSON, so a judge can instead be asked for one word and read from the
+first token's log-probabilities: P(FOR) = p(tokens that begin "FOR") / (p(those) + p(tokens that
+begin "AGAINST")), with "AGAINST" often split into several tokens ("AG", "AIN", "ST").
+
+>>> round(prob_for([(" FOR", -0.105), ("AG", -2.3), ("The", -4.0)]), 3)
+0.9
+>>> verdict_from_prob(0.52, tie_margin=0.05), verdict_from_prob(0.2, tie_margin=0.05)
+('TIE', 'AGAINST')
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,3 +82,29 @@ def majority(winners: Iterable[str]) -> str | None:
     if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
         return "TIE"
     return ranked[0][0]
+
+
+def _word_prefix(token: str) -> str:
+    return token.strip().strip("\"'*`.:,!").upper()
+
+
+def prob_for(top_logprobs: Iterable[tuple[str, float]]) -> float | None:
+    """P(FOR) among FOR and AGAINST in the first token's alternatives; None if neither is."""
+    p_for = p_against = 0.0
+    for token, logprob in top_logprobs:
+        word = _word_prefix(token)
+        if not word:
+            continue
+        if "FOR".startswith(word):
+            p_for += math.exp(logprob)
+        elif "AGAINST".startswith(word):
+            p_against += math.exp(logprob)
+    total = p_for + p_against
+    return p_for / total if total > 0 else None
+
+
+def verdict_from_prob(p_for: float, tie_margin: float) -> str:
+    """FOR or AGAINST by P(FOR), TIE when it is within `tie_margin` of one half."""
+    if abs(p_for - 0.5) <= tie_margin:
+        return "TIE"
+    return "FOR" if p_for > 0.5 else "AGAINST"

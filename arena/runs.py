@@ -34,6 +34,8 @@ def _identity(spec: BackendSpec) -> dict[str, Any]:
         "backend": spec.backend,
         "model": spec.model_id(),
         "params": spec.params.model_dump(mode="json"),
+        "persona": spec.persona,
+        "verdict": spec.verdict,
     }
 
 
@@ -50,24 +52,29 @@ def check_run(store: Store, config: TournamentConfig, run_id: str) -> bool:
                 f"run {run_id!r} was started with {name}={old}, and this command asks for "
                 f"{name}={new}; continue it with the same setting, or start another --run"
             )
-    known = {
-        (role, name): (backend, model, json.loads(params))
-        for role, name, backend, model, params in store.read(
-            "select role, name, backend, model, params from models where run_id = ?", [run_id]
-        )
-    }
+    known: dict[tuple[str, str], dict[str, Any]] = {}
+    for role, name, backend, model, params, spec_json in store.read(
+        "select role, name, backend, model, params, spec from models where run_id = ?", [run_id]
+    ):
+        stored = json.loads(spec_json)
+        known[(role, name)] = {
+            "backend": backend,
+            "model": model,
+            "params": json.loads(params),
+            "persona": stored.get("persona"),
+            "verdict": stored.get("verdict", "json"),
+        }
     for role, specs in (("contestant", config.contestants), ("judge", config.judges)):
         for spec in specs:
             old_identity = known.get((role, spec.name))
-            if old_identity is None:
+            new_identity = _identity(spec)
+            if old_identity is None or old_identity == new_identity:
                 continue
-            new = _identity(spec)
-            if old_identity != (new["backend"], new["model"], new["params"]):
-                raise UserError(
-                    f"{role} {spec.name!r} is defined differently from when run {run_id!r} "
-                    "started (backend, model or params changed); give it a new name or start "
-                    "another --run"
-                )
+            changed = ", ".join(k for k in new_identity if new_identity[k] != old_identity[k])
+            raise UserError(
+                f"{role} {spec.name!r} is defined differently from when run {run_id!r} "
+                f"started ({changed} changed); give it a new name or start another --run"
+            )
     motions = dict(store.read("select topic_id, motion from topics where run_id = ?", [run_id]))
     for topic in config.topics:
         if topic.id in motions and motions[topic.id] != topic.motion:

@@ -1,7 +1,8 @@
 """`arena tournament`: load the config, open the store, play the debates, report.
 
 Exit codes: 0 every debate finished, 1 some debates failed (rerun to retry them), 2 a user error
-(nothing was called or written), 130 interrupted (rerun the printed command to continue).
+(nothing was called or written), 3 the budget stopped new debates (rerun with a higher
+--budget-usd), 130 interrupted (rerun the printed command to continue).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from arena.progress import show_progress
 from arena.runs import check_run, default_run_id, finish_run, record_run
 from storage import Store
 
-EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def continue_command(argv: list[str] | None = None) -> str:
@@ -62,7 +63,7 @@ async def _play(tournament: Tournament, console: Console, quiet: bool) -> RunSum
 
 def run_tournament(
     topics: Path,
-    models: Path,
+    models: Path | None,
     db: Path,
     flags: Mapping[str, Any],
     *,
@@ -74,6 +75,10 @@ def run_tournament(
     """Run (or continue) a tournament; returns the exit code. Raises UserError on bad input."""
     console = console or Console(stderr=True, soft_wrap=True)
     config: TournamentConfig = load_tournament(topics, models, flags)
+    if models is None:
+        from arena.defaults import DESCRIPTION
+
+        console.print(DESCRIPTION, highlight=False)
     run_id = run_id or default_run_id(config.settings)
     command = continue_command(argv)
     store = Store.open(db)
@@ -92,7 +97,8 @@ def run_tournament(
             interrupted = True
         status = "interrupted"
         if summary is not None:
-            status = "complete" if summary.failed == 0 else "incomplete"
+            finished = summary.failed == 0 and summary.not_started == 0
+            status = "complete" if finished else "incomplete"
         finish_run(store, run_id, status, now())
     finally:
         store.close()
@@ -106,9 +112,18 @@ def run_tournament(
         return EXIT_INTERRUPTED
     for line in _summary_lines(summary):
         console.print(line, highlight=False)
+    if summary.not_started:
+        console.print(
+            f"Budget of ${config.settings.budget_usd:.2f} reached (spent "
+            f"${summary.spent_usd:.4f}): {summary.not_started} debates not started. "
+            f"Raise --budget-usd and rerun to continue: {command}",
+            highlight=False,
+        )
     if summary.failed:
         console.print(f"Some debates failed; rerun to retry them: {command}", highlight=False)
         return EXIT_FAILED
+    if summary.not_started:
+        return EXIT_BUDGET
     if summary.done == summary.skipped:
         console.print(f"run {run_id} is complete; nothing left to do", highlight=False)
     return EXIT_OK

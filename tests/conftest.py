@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.openai_server import make_openai_server, openai_server  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -63,4 +65,38 @@ def run_arena(
         env=full_env,
         cwd=REPO,
         stdin=subprocess.DEVNULL,
+    )
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query on a database no process is writing to."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def tournament(
+    tmp_path: Path,
+    models: dict[str, Any],
+    n_topics: int,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Write topics.yaml (n generic motions) and models.yaml into tmp_path, run `arena tournament`
+    on them into tmp_path/arena.duckdb."""
+    write_yaml(tmp_path / "topics.yaml", topics(n_topics))
+    write_yaml(tmp_path / "models.yaml", models)
+    return run_arena(
+        "tournament",
+        "--topics",
+        tmp_path / "topics.yaml",
+        "--models",
+        tmp_path / "models.yaml",
+        "--db",
+        tmp_path / "arena.duckdb",
+        *extra,
+        env=env,
+        timeout=timeout,
     )

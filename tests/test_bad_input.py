@@ -124,7 +124,7 @@ CASES: list[tuple[str, Any, list[str], str, str]] = [
         _set(("models", "models", 0, "backend"), "magic"),
         [],
         "models.yaml",
-        "models[0].backend: unknown backend 'magic' (known: sim, scripted)",
+        "models[0].backend: unknown backend 'magic' (known: sim, scripted",
     ),
     (
         "models-missing-backend",
@@ -274,6 +274,52 @@ CASES: list[tuple[str, Any, list[str], str, str]] = [
         ["--judges", "j,zed"],
         "models.yaml",
         "tournament.judges: no judge named 'zed'",
+    ),
+]
+
+CASES += [
+    (
+        "models-missing-env-var",
+        _set(
+            ("models", "models", 0),
+            {
+                "name": "api",
+                "backend": "litellm",
+                "model": "openai/gpt-4o-mini",
+                "api_key_env": "ARENA_TEST_KEY_THAT_IS_NOT_SET",
+            },
+        ),
+        [],
+        "models.yaml",
+        "models[0].api_key_env: environment variable ARENA_TEST_KEY_THAT_IS_NOT_SET is not set",
+    ),
+    (
+        "models-verdict-on-contestant",
+        _set(("models", "models", 0, "verdict"), "logprob"),
+        [],
+        "models.yaml",
+        "models[0].verdict: applies to judges only",
+    ),
+    (
+        "models-persona-on-judge",
+        _set(("models", "judges", 0, "persona"), "a fair judge"),
+        [],
+        "models.yaml",
+        "judges[0].persona: applies to contestants only",
+    ),
+    (
+        "models-bad-verdict-mode",
+        _set(("models", "judges", 0, "verdict"), "vibes"),
+        [],
+        "models.yaml",
+        "judges[0].verdict: Input should be 'json' or 'logprob'",
+    ),
+    (
+        "flag-budget",
+        None,
+        ["--budget-usd", "-1"],
+        "command line",
+        "--budget-usd: Input should be greater than 0",
     ),
 ]
 

@@ -11,18 +11,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from tests.conftest import REPO, arena_cmd, run_arena, topics, write_yaml
+from tests.conftest import query as _query
 
 N_MODELS, N_TOPICS, TURNS = 4, 2, 10
 N_DEBATES = N_MODELS * (N_MODELS - 1) * N_TOPICS
 N_TURNS = N_DEBATES * TURNS
-
-
-def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql).fetchall()
 
 
 def _setup(tmp_path: Path, delay_s: float) -> list[str]:

@@ -4,34 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import duckdb
 from scipy.stats import spearmanr
 
-from tests.conftest import run_arena, sim_models, topics, write_yaml
+from tests.conftest import query as _query
+from tests.conftest import sim_models, topics
+from tests.conftest import tournament as _tournament
 
 SKILLS = {f"m{i}": skill for i, skill in enumerate([1.6, 1.1, 0.7, 0.3, -0.1, -0.5, -1.0, -1.5])}
-
-
-def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql).fetchall()
-
-
-def _tournament(tmp_path: Path, models: dict[str, Any], n_topics: int, *extra: str) -> Any:
-    write_yaml(tmp_path / "topics.yaml", topics(n_topics))
-    write_yaml(tmp_path / "models.yaml", models)
-    return run_arena(
-        "tournament",
-        "--topics",
-        tmp_path / "topics.yaml",
-        "--models",
-        tmp_path / "models.yaml",
-        "--db",
-        tmp_path / "arena.duckdb",
-        *extra,
-    )
 
 
 def test_sim_tournament_counts_and_skill_order(tmp_path: Path) -> None:

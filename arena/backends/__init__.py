@@ -19,15 +19,25 @@ from arena.backends.base import (
     GenerationParams,
     Message,
 )
+from arena.backends.litellm_backend import LiteLLMBackend, LiteLLMSpec
+from arena.backends.local import LocalBackend, LocalSpec
+from arena.backends.openai_http import VllmServerBackend, VllmServerSpec
 from arena.backends.scripted import ScriptedBackend, ScriptedSpec
 from arena.backends.sim import SimBackend, SimJudgeBackend, SimJudgeSpec, SimSpec
+from arena.backends.vllm_inprocess import VllmBackend, VllmSpec
 
-ContestantSpec = Annotated[SimSpec | ScriptedSpec, Field(discriminator="backend")]
+ContestantSpec = Annotated[
+    SimSpec | ScriptedSpec | LiteLLMSpec | VllmServerSpec | VllmSpec | LocalSpec,
+    Field(discriminator="backend"),
+]
 """A `models:` entry."""
-JudgeSpec = Annotated[SimJudgeSpec | ScriptedSpec, Field(discriminator="backend")]
+JudgeSpec = Annotated[
+    SimJudgeSpec | ScriptedSpec | LiteLLMSpec | VllmServerSpec | VllmSpec | LocalSpec,
+    Field(discriminator="backend"),
+]
 """A `judges:` entry."""
 
-BACKEND_NAMES = ("sim", "scripted")
+BACKEND_NAMES = ("sim", "scripted", "litellm", "vllm-server", "vllm", "local")
 
 
 def create_backend(spec: BackendSpec) -> Backend:
@@ -38,6 +48,14 @@ def create_backend(spec: BackendSpec) -> Backend:
         return SimJudgeBackend(spec)
     if isinstance(spec, ScriptedSpec):
         return ScriptedBackend(spec)
+    if isinstance(spec, LiteLLMSpec):
+        return LiteLLMBackend(spec)
+    if isinstance(spec, VllmServerSpec):
+        return VllmServerBackend(spec)
+    if isinstance(spec, LocalSpec):
+        return LocalBackend(spec)
+    if isinstance(spec, VllmSpec):
+        return VllmBackend(spec)
     raise TypeError(f"no backend for {type(spec).__name__}")
 
 

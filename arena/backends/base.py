@@ -101,6 +101,24 @@ class BackendSpec(BaseModel):
     """Generation settings."""
     max_concurrency: int = Field(16, ge=1)
     """At most this many calls to this model at once."""
+    requests_per_minute: float | None = Field(None, gt=0)
+    """Rate limit: at most this many calls per minute (a provider's quota)."""
+    tokens_per_minute: float | None = Field(None, gt=0)
+    """Rate limit: at most this many tokens per minute, counting the prompt (estimated at four
+    characters a token) and the max new tokens of each call."""
+    persona: str | None = Field(None, min_length=1)
+    """Contestants only: a persona added to the debater's system prompt ('You are a cautious
+    economist...'), so that one model can play several contestants."""
+    verdict: Literal["json", "logprob"] = "json"
+    """Judges only: 'json' asks for {"winner", "rationale"}; 'logprob' asks for one word and
+    compares P(FOR) with P(AGAINST) in the first token's top logprobs (for small models)."""
+    tie_margin: float = Field(0.05, ge=0, le=0.5)
+    """Judges with verdict 'logprob': TIE when |P(FOR) - 0.5| is at most this."""
+    top_logprobs: int = Field(10, ge=2, le=20)
+    """Judges with verdict 'logprob': how many first-token alternatives to ask for."""
+
+    JUDGE_ONLY: ClassVar[tuple[str, ...]] = ("verdict", "tie_margin", "top_logprobs")
+    CONTESTANT_ONLY: ClassVar[tuple[str, ...]] = ("persona",)
 
     env_fields: ClassVar[tuple[str, ...]] = ()
     """Names of fields that hold the *name* of an environment variable that must be set."""

