@@ -198,3 +198,30 @@ def test_a_caller_that_gives_up_stops_its_row(backend: LocalBackend) -> None:
 
     # 600 tokens take half a minute or more here; the abandoned row ends at the next step.
     assert asyncio.run(give_up_then_ask()) < 8
+
+
+def test_tournament_on_the_embedded_model_with_default_models(tmp_path: Path) -> None:
+    """No --models: SmolLM2 plays three contestants and judges by logprobs, all recorded."""
+    from tests.conftest import query, run_arena, write_yaml
+
+    write_yaml(
+        tmp_path / "topics.yaml",
+        {
+            "tournament": {"turns": 2, "max_tokens": 12},
+            "topics": [{"id": "cars", "motion": "This house would ban cars from city centres."}],
+        },
+    )
+    db = tmp_path / "arena.duckdb"
+    result = run_arena("tournament", "--topics", tmp_path / "topics.yaml", "--db", db, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "No --models given: the embedded model smollm2-135m-instruct" in result.stderr
+    assert query(db, "select count(*) from debates where status = 'done'") == [(6,)]
+    turns = query(db, "select text, completion_tokens from turns")
+    assert len(turns) == 12 and all(text.strip() and 0 < n <= 12 for text, n in turns)
+    verdicts = query(db, "select valid, prob_for, winner from verdicts")
+    assert len(verdicts) == 6
+    assert all(valid and 0.0 <= p <= 1.0 and winner for valid, p, winner in verdicts), verdicts
+    personas = query(
+        db, "select count(*) from models where role = 'contestant' and spec->>'$.persona' <> ''"
+    )
+    assert personas == [(2,)]

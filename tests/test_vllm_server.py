@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import zlib
 from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from arena.backends.base import Completion, GenerateSettings, Message
-from arena.backends.openai_http import VllmServerBackend, VllmServerSpec
+from arena.backends.openai_http import AFFINITY_SLACK, VllmServerBackend, VllmServerSpec
 from arena.calling import Caller
 from arena.config import RetrySettings
 from arena.errors import BackendError
@@ -24,6 +25,7 @@ from tests.openai_server import OpenAITestServer, default_reply
 
 MakeServer = Callable[..., OpenAITestServer]
 CHAT = [Message("system", "You argue FOR the motion."), Message("user", "Your opening, please.")]
+CHAT_DICTS = [m.as_dict() for m in CHAT]
 SETTINGS = GenerateSettings(max_tokens=64)
 
 
@@ -96,40 +98,65 @@ def test_logprobs_are_asked_for_and_parsed(make_openai_server: MakeServer) -> No
     assert completion.top_logprobs == [("FOR", -0.3), ("AGAINST", -1.5)]
 
 
-def test_replicas_share_the_load_by_fewest_in_flight(make_openai_server: MakeServer) -> None:
+def test_replicas_keep_a_prefix_on_one_replica_and_share_the_load(
+    make_openai_server: MakeServer,
+) -> None:
     one, two = make_openai_server(), make_openai_server()
     backend = VllmServerBackend(_spec([one.url, two.url + "/"]))
 
+    def chat(i: int) -> list[Message]:
+        return [Message("system", f"debate {i}"), Message("user", "Turn 1 of 4: your opening.")]
+
     async def sequential() -> None:
-        for _ in range(10):
+        for _ in range(10):  # the same prefix: always the same replica, for its prefix cache
             await backend.generate(CHAT, SETTINGS)
+        for i in range(40):  # many prefixes: spread over both
+            await backend.generate(chat(i), SETTINGS)
         await backend.aclose()
 
     asyncio.run(sequential())
-    assert (len(one.requests), len(two.requests)) == (5, 5)  # ties alternate
+    homes = {r.body["messages"][0]["content"]: r.server_port for r in one.requests + two.requests}
+    same_prefix = [r for r in one.requests + two.requests if r.body["messages"] == CHAT_DICTS]
+    assert len(same_prefix) == 10 and len({r.server_port for r in same_prefix}) == 1
+    assert len(homes) == 41
+    assert min(len(one.requests), len(two.requests)) >= 10
 
-    # A slow replica keeps its requests in flight, so the fast one gets nearly all the others.
+    # A busy home replica keeps at most AFFINITY_SLACK more calls than the other; the rest go
+    # to the other replica. Order the replicas so that the slow one is CHAT's home.
     slow, fast = make_openai_server(delay_s=0.4), make_openai_server()
-    backend = VllmServerBackend(_spec([slow.url, fast.url]))
+    prefix = "\x00".join(m.content for m in CHAT[:2]).encode()
+    urls = [slow.url, fast.url] if zlib.crc32(prefix) % 2 == 0 else [fast.url, slow.url]
+    backend = VllmServerBackend(_spec(urls))
 
     async def workers() -> float:
-        queue = iter(range(40))
+        queue = iter(range(48))
 
         async def worker() -> None:
             for _ in queue:
                 await backend.generate(CHAT, SETTINGS)
 
         start = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(4)))
+        await asyncio.gather(*(worker() for _ in range(16)))
         await backend.aclose()
         return time.monotonic() - start
 
     elapsed = asyncio.run(workers())
     n_slow, n_fast = len(slow.requests), len(fast.requests)
-    assert n_slow + n_fast == 40
-    assert 1 <= n_slow <= 10 < 30 <= n_fast, (n_slow, n_fast)  # round robin would give 20/20
-    assert elapsed < 2.0  # round robin: 20 slow calls over 4 workers, 5 x 0.4 s at least
+    assert n_slow + n_fast == 48
+    assert n_slow >= AFFINITY_SLACK and n_fast >= 24, (n_slow, n_fast)
+    assert elapsed < 1.2  # all 48 on the slow replica: 3 rounds of 16 x 0.4 s at least
     assert backend.in_flight() == [0, 0]
+
+
+def test_a_failing_home_replica_sends_the_retry_elsewhere(make_openai_server: MakeServer) -> None:
+    live = make_openai_server()
+    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    prefix = "\x00".join(m.content for m in CHAT[:2]).encode()
+    urls = [dead, live.url] if zlib.crc32(prefix) % 2 == 0 else [live.url, dead]
+    backend = VllmServerBackend(_spec(urls))
+    assert _error(backend).kind == "connection"  # the home replica is down
+    assert _generate(backend).text  # the retry of the same prompt goes to the live one
+    assert len(live.requests) == 1
 
 
 def test_a_lora_adapter_is_called_by_its_served_name(make_openai_server: MakeServer) -> None:

@@ -6,8 +6,11 @@ a tournament makes tens of thousands of calls to local servers. One `aiohttp.Cli
 backend, created lazily inside the running event loop; requests are built as dicts and dumped with
 `json`, replies read with `json.loads` on the body's bytes (no pydantic on the hot path).
 
-Several replicas of the same model (`api_base: [url, url, ...]`) are load-balanced: each call goes
-to the replica with the fewest of this backend's requests in flight, ties broken in turn.
+Several replicas of the same model (`api_base: [url, url, ...]`) are load-balanced with prefix
+affinity: a call goes to the replica chosen by a hash of its first two messages (so a debate side's
+growing prompts find their prefix in that replica's cache), unless that replica has AFFINITY_SLACK
+more requests in flight than the least busy one, or failed recently (connection, timeout, 5xx), in
+which case the least busy replica takes it.
 
 Errors are classified, never retried here (the engine retries): 429 `rate_limit` (with the
 Retry-After delay), 5xx `server`, timeouts `timeout`, refused or dropped connections `connection`,
@@ -24,6 +27,7 @@ import asyncio
 import json
 import os
 import time
+import zlib
 from collections.abc import Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -83,6 +87,12 @@ class VllmServerSpec(BackendSpec):
         return self.model
 
 
+AFFINITY_SLACK = 8
+"""How many more calls in flight a home replica may have than the least busy one."""
+AVOID_AFTER_FAILURE_S = 10.0
+"""After a connection error, timeout or 5xx, a replica takes no affinity calls for this long."""
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """The delay a Retry-After header asks for: delta-seconds or an HTTP date; None if unreadable.
 
@@ -138,6 +148,7 @@ class VllmServerBackend(Backend):
         self._bases = spec.bases()
         self._urls = [URL(base + "/chat/completions") for base in self._bases]
         self._in_flight = [0] * len(self._urls)
+        self._avoid_until = [0.0] * len(self._urls)
         self._next = 0
         self._timeout = client_timeout or aiohttp.ClientTimeout(total=None)
         self._session: aiohttp.ClientSession | None = None
@@ -168,18 +179,37 @@ class VllmServerBackend(Backend):
             self._loop = loop
         return self._session
 
-    def _pick(self) -> int:
-        """The replica with the fewest requests in flight; ties go round in turn."""
+    def _pick(self, messages: list[Message] | None = None) -> int:
+        """The replica for a call.
+
+        Prefix affinity: calls whose first two messages are the same (one side of one debate, or
+        the openings of a model on a motion) go to the same "home" replica, whose prefix cache
+        holds their earlier prompts, as long as it has at most AFFINITY_SLACK more calls in flight
+        than the least busy replica and has not failed in the last AVOID_AFTER_FAILURE_S.
+        Otherwise, and for calls without messages: the replica with the fewest calls in flight,
+        recently failed replicas last, ties going round in turn.
+        """
         counts = self._in_flight
         n = len(counts)
         if n == 1:
             return 0
+        if messages:
+            prefix = "\x00".join(m.content for m in messages[:2]).encode()
+            home = zlib.crc32(prefix) % n
+            healthy = self._avoid_until[home] <= time.monotonic()
+            if healthy and counts[home] <= min(counts) + AFFINITY_SLACK:
+                return home
+        now = time.monotonic()
         start = self._next
         self._next = (start + 1) % n
+
+        def load(index: int) -> tuple[bool, int]:  # replicas that failed recently come last
+            return (self._avoid_until[index] > now, counts[index])
+
         best = start
         for step in range(1, n):
             index = (start + step) % n
-            if counts[index] < counts[best]:
+            if load(index) < load(best):
                 best = index
         return best
 
@@ -207,7 +237,7 @@ class VllmServerBackend(Backend):
     async def generate(self, messages: list[Message], settings: GenerateSettings) -> Completion:
         session = self._open()
         payload = self._body(messages, settings)
-        index = self._pick()
+        index = self._pick(messages)
         self._in_flight[index] += 1
         try:
             async with session.post(self._urls[index], data=payload) as response:
@@ -294,6 +324,10 @@ class VllmServerBackend(Backend):
     def _error(
         self, index: int, kind: str, detail: str, retry_after: float | None = None
     ) -> BackendError:
+        if kind in ("connection", "timeout", "server"):
+            # A replica in trouble loses its calls' affinity for a while, so that retries go
+            # elsewhere instead of to the same failing home.
+            self._avoid_until[index] = time.monotonic() + AVOID_AFTER_FAILURE_S
         text = f"{self.name}: {detail} [{self._bases[index]}]"
         if self._key:
             text = text.replace(self._key, "***")
