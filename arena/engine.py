@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -107,9 +107,6 @@ class _Resume:
     status: dict[str, str] = field(default_factory=dict)
     texts: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     verdicts: dict[str, dict[str, str | None]] = field(default_factory=lambda: defaultdict(dict))
-
-
-RecordRow = Callable[[str, dict[str, Any], str], None]
 
 
 class Tournament:

@@ -20,7 +20,7 @@ from arena.calling import Caller
 from arena.config import RetrySettings
 from arena.errors import BackendError
 from tests.conftest import query as _query
-from tests.conftest import run_arena, topics, tournament, write_yaml
+from tests.conftest import tournament
 from tests.openai_server import OpenAITestServer, default_reply
 
 MakeServer = Callable[..., OpenAITestServer]
@@ -385,18 +385,7 @@ def test_an_unset_key_variable_stops_before_any_call(
     tmp_path: Path, openai_server: OpenAITestServer
 ) -> None:
     models = _models_yaml(openai_server.url, ["a", "b"], "j")
-    write_yaml(tmp_path / "topics.yaml", topics(1))
-    write_yaml(tmp_path / "models.yaml", models)
-    result = run_arena(
-        "tournament",
-        "--topics",
-        tmp_path / "topics.yaml",
-        "--models",
-        tmp_path / "models.yaml",
-        "--db",
-        tmp_path / "arena.duckdb",
-        env={"ARENA_TEST_VLLM_KEY": ""},
-    )
+    result = tournament(tmp_path, models, 1, env={"ARENA_TEST_VLLM_KEY": ""})
     assert result.returncode == 2
     assert "models[0].api_key_env: environment variable ARENA_TEST_VLLM_KEY is not set" in (
         result.stderr
