@@ -75,7 +75,7 @@ def render(name: str, **values: object) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _system_prompt(motion: str, side: str, turns: int, max_tokens: int, persona: str | None) -> str:
+def system_prompt(motion: str, side: str, turns: int, max_tokens: int, persona: str | None) -> str:
     """A debater's system prompt; the same for every debate on a motion and side (cached)."""
     return render(
         "debater_system",
@@ -105,7 +105,7 @@ class Transcript:
     def __post_init__(self) -> None:
         for side in SIDES:
             persona = self.personas.get(side)
-            system = _system_prompt(self.motion, side, self.turns, self.max_tokens, persona)
+            system = system_prompt(self.motion, side, self.turns, self.max_tokens, persona)
             self._chats[side] = [Message("system", system)]
 
     @property

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from arena.debate import _system_prompt, other_side, render, role_of
+from arena.debate import other_side, render, role_of, system_prompt
 from storage import Store
 
 Connection = Store | duckdb.DuckDBPyConnection
@@ -193,7 +193,7 @@ def prompt_messages(
     The system prompt for its side and the turn's instruction with no opponent text: what the
     speaker of an opening sees exactly, and the task (not the context) of a later turn.
     """
-    system = _system_prompt(motion, side, turns, max_tokens, None)
+    system = system_prompt(motion, side, turns, max_tokens, None)
     instruction = render(
         "debater_turn",
         turn_index=turn_index,
