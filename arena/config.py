@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -105,14 +105,21 @@ def _check_unique(
     seen: set[str] = set()
     for index, value in enumerate(values):
         if value in seen:
-            path = (section, index, field)
-            raise ConfigError(
-                source,
-                f"{section}[{index}].{field}",
-                f"duplicate {field} {value!r}",
-                _line_for(path, lines),
-            )
+            raise _entry_error(source, section, index, field, f"duplicate {field} {value!r}", lines)
         seen.add(value)
+
+
+def _entry_error(
+    source: str,
+    section: str,
+    index: int,
+    field: str,
+    problem: str,
+    lines: Mapping[tuple[Any, ...], int] | None = None,
+) -> ConfigError:
+    """The error for `section[index].field`, with its YAML line when known."""
+    line = _line_for((section, index, field), lines) if lines is not None else None
+    return ConfigError(source, f"{section}[{index}].{field}", problem, line)
 
 
 @dataclass(frozen=True)
@@ -312,13 +319,8 @@ def _check_roles(parsed: ModelsFile, source: str, lines: Mapping[tuple[Any, ...]
             only = spec.JUDGE_ONLY if section == "models" else spec.CONTESTANT_ONLY
             for field in only:
                 if field in spec.model_fields_set:
-                    path = (section, index, field)
-                    raise ConfigError(
-                        source,
-                        f"{section}[{index}].{field}",
-                        f"applies to {other} only",
-                        _line_for(path, lines),
-                    )
+                    problem = f"applies to {other} only"
+                    raise _entry_error(source, section, index, field, problem, lines)
 
 
 def _validate_section(
@@ -334,16 +336,22 @@ class _SectionFile(BaseModel):
     tournament: TournamentSettings
 
 
-def check_environment(specs: Sequence[BackendSpec], section: str, source: str) -> None:
-    """Every environment variable a spec names (API keys) must be set."""
+def check_environment(
+    specs: Sequence[BackendSpec],
+    section: str,
+    source: str,
+    used: Collection[str] | None = None,
+) -> None:
+    """Every environment variable a spec names (API keys) must be set, for the entries `used`
+    (all when None). Indices are those of the file, so the message points at the right entry."""
     for index, spec in enumerate(specs):
+        if used is not None and spec.name not in used:
+            continue
         for field in spec.env_fields:
             var = getattr(spec, field)
             if var and not os.environ.get(var):
-                raise ConfigError(
-                    source,
-                    f"{section}[{index}].{field}",
-                    f"environment variable {var} is not set",
+                raise _entry_error(
+                    source, section, index, field, f"environment variable {var} is not set"
                 )
 
 
@@ -384,7 +392,7 @@ def load_tournament(
                 )
         judges = [known[name] for name in dict.fromkeys(settings.judges)]
     check_environment(models.models, "models", str(models_path))
-    check_environment(judges, "judges", str(models_path))
+    check_environment(models.judges, "judges", str(models_path), {j.name for j in judges})
     return TournamentConfig(
         settings=settings,
         topics=topics.topics,

@@ -364,18 +364,21 @@ class Tournament:
         self, plan: DebatePlan, transcript: Transcript, recorded: dict[str, str | None]
     ) -> list[str | None]:
         missing = [name for name in self._judge_names if name not in recorded]
-        new = await asyncio.gather(*(self._one_verdict(plan, name, transcript) for name in missing))
+        # Judges of the same verdict mode see the same messages: render them once per mode.
+        modes = {self._specs[("judge", name)].verdict == "logprob" for name in missing}
+        messages = {logprob: transcript.judge_messages(logprob=logprob) for logprob in modes}
+        new = await asyncio.gather(*(self._one_verdict(plan, name, messages) for name in missing))
         found = dict(recorded)
         found.update(zip(missing, new, strict=True))
         return [found[name] for name in self._judge_names]
 
     async def _one_verdict(
-        self, plan: DebatePlan, judge: str, transcript: Transcript
+        self, plan: DebatePlan, judge: str, messages_by_mode: dict[bool, list[Message]]
     ) -> str | None:
         spec = self._specs[("judge", judge)]
         key = self._judge_key[judge]
         logprob = spec.verdict == "logprob"
-        messages = transcript.judge_messages(logprob=logprob)
+        messages = messages_by_mode[logprob]
         settings = self._settings_for(spec, self.settings.judge_max_tokens, plan.replicate)
         p_for: float | None = None
         if logprob:

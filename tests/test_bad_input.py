@@ -294,6 +294,24 @@ CASES += [
         "models[0].api_key_env: environment variable ARENA_TEST_KEY_THAT_IS_NOT_SET is not set",
     ),
     (
+        "models-missing-env-var-of-a-selected-judge",
+        _set(
+            ("models", "judges"),
+            [
+                {"name": "j", "backend": "scripted", "replies": ['{"winner": "FOR"}']},
+                {
+                    "name": "api",
+                    "backend": "litellm",
+                    "model": "openai/gpt-4o-mini",
+                    "api_key_env": "ARENA_TEST_KEY_THAT_IS_NOT_SET",
+                },
+            ],
+        ),
+        ["--judges", "api"],
+        "models.yaml",
+        "judges[1].api_key_env: environment variable ARENA_TEST_KEY_THAT_IS_NOT_SET is not set",
+    ),
+    (
         "models-verdict-on-contestant",
         _set(("models", "models", 0, "verdict"), "logprob"),
         [],
