@@ -98,6 +98,23 @@ def sql(
     render_result(result, fmt.value, sys.stdout)
 
 
+class RankFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
+class RankMethod(StrEnum):
+    bt = "bt"
+    elo = "elo"
+
+
+class TieModel(StrEnum):
+    half = "half"
+    davidson = "davidson"
+
+
 @app.command()
 def rank(
     db: Path = DB_OPTION,
@@ -105,48 +122,76 @@ def rank(
     judge: str | None = typer.Option(
         None, "--judge", help="Rate by this judge's verdicts (default: each debate's majority)."
     ),
+    topic: list[str] | None = typer.Option(None, "--topic", help="Only this topic id (repeat)."),
+    category: list[str] | None = typer.Option(
+        None, "--category", help="Only topics of this category (repeat)."
+    ),
+    method: RankMethod = typer.Option(
+        RankMethod.bt, "--method", help="bt: Bradley-Terry (default); elo: bootstrapped online Elo."
+    ),
+    ties: TieModel = typer.Option(
+        TieModel.half, "--ties", help="Ties as half a win, or Davidson's tie model (bt only)."
+    ),
+    anchor: str | None = typer.Option(
+        None, "--anchor", help="Put this model at 1000 (default: the mean is 1000)."
+    ),
+    k: float = typer.Option(32.0, "--k", min=0.1, help="Elo K factor (rating over time, elo)."),
     rounds: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap rounds."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
+    fmt: RankFormat = typer.Option(RankFormat.table, "--format", "-f", help="Output format."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write the json, markdown or html output to this file."
+    ),
 ) -> None:
-    """Rank the models: Bradley-Terry ratings (Elo scale) with bootstrap 95% intervals."""
+    """Rank the models: ratings with bootstrap 95% intervals, judge quality, majority cycles.
+
+    Bradley-Terry (Elo scale) by default; --format html writes a self-contained report with
+    figures.
+    """
     import json
 
-    from eval.leaderboard import leaderboard
+    from eval.leaderboard import RankOptions, build_report
+    from eval.render import html, markdown, terminal
     from storage import StoreError
 
+    options = RankOptions(
+        run_id=run,
+        judge=judge,
+        topics=tuple(topic or ()),
+        categories=tuple(category or ()),
+        method="elo" if method is RankMethod.elo else "bt",
+        ties="davidson" if ties is TieModel.davidson else "half",
+        rounds=rounds,
+        seed=seed,
+        anchor=anchor,
+        k=k,
+    )
+    if out is not None and fmt is RankFormat.table:
+        _fail("--out: choose --format json, markdown or html to write a file")
+        return
+    if out is not None and not out.parent.is_dir():
+        _fail(f"--out: no directory {out.parent}")
+        return
     try:
-        board = leaderboard(db, run_id=run, judge=judge, rounds=rounds, seed=seed)
+        report = build_report(db, options)
     except (StoreError, UserError) as error:
         _fail(str(error))
         return
-    if not board.models:
-        _fail(f"no judged debates between two or more models in {db}")
-        return
-    if fmt is OutputFormat.json:
-        typer.echo(json.dumps(board.as_json(), indent=1))
-        return
-    from rich.console import Console
-    from rich.table import Table
+    if fmt is RankFormat.table:
+        from rich.console import Console
 
-    table = Table("rank", "model", "rating", "95% CI", "debates", "win rate")
-    for m in board.models:
-        table.add_row(
-            str(m["rank"]),
-            m["model"],
-            f"{m['rating']:.0f}",
-            f"{m['lower']:.0f} to {m['upper']:.0f}",
-            str(m["debates"]),
-            f"{m['win_rate']:.3f}",
-        )
-    console = Console()
-    console.print(table)
-    side = board.side_advantage
-    console.print(
-        f"{board.battles} battles ({board.judge or 'majority verdicts'}); FOR-side advantage "
-        f"{side['for_advantage']:+.0f} Elo (95% CI {side['lower']:+.0f} to {side['upper']:+.0f})",
-        highlight=False,
-    )
+        terminal(report, Console())
+        return
+    text = {
+        RankFormat.json: lambda: json.dumps(report, indent=1),
+        RankFormat.markdown: lambda: markdown(report),
+        RankFormat.html: lambda: html(report),
+    }[fmt]()
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {out}")
 
 
 @app.command()

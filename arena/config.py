@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from arena.backends import BACKEND_NAMES, BackendSpec, ContestantSpec, JudgeSpec
 from arena.errors import ConfigError
+from arena.judging import SWAPPED_SUFFIX
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -307,6 +308,7 @@ def load_models(path: Path | None) -> ModelsFile:
     _check_roles(parsed, str(path), lines)
     _check_unique([m.name for m in parsed.models], "models", "name", str(path), lines)
     _check_unique([j.name for j in parsed.judges], "judges", "name", str(path), lines)
+    _check_judge_names(parsed, str(path), lines)
     _validate_section(parsed.tournament, str(path), lines)
     return parsed
 
@@ -321,6 +323,16 @@ def _check_roles(parsed: ModelsFile, source: str, lines: Mapping[tuple[Any, ...]
                 if field in spec.model_fields_set:
                     problem = f"applies to {other} only"
                     raise _entry_error(source, section, index, field, problem, lines)
+
+
+def _check_judge_names(
+    parsed: ModelsFile, source: str, lines: Mapping[tuple[Any, ...], int]
+) -> None:
+    """`<name>:swapped` names a swap-check judge's second verdicts, so no judge may be called so."""
+    for index, spec in enumerate(parsed.judges):
+        if spec.name.endswith(SWAPPED_SUFFIX):
+            problem = f"names ending in {SWAPPED_SUFFIX!r} are reserved for swap-check verdicts"
+            raise _entry_error(source, "judges", index, "name", problem, lines)
 
 
 def _validate_section(

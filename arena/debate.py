@@ -22,7 +22,7 @@ from functools import cache, lru_cache
 import jinja2
 
 from arena.backends.base import Message
-from arena.transcript import END_OF_TRANSCRIPT, turn_header
+from arena.transcript import END_OF_TRANSCRIPT, LETTERS, debater_label, turn_header
 
 SIDES = ("FOR", "AGAINST")
 
@@ -67,6 +67,11 @@ def _templates() -> jinja2.Environment:
 @cache
 def _judge_system(logprob: bool) -> str:
     return render("judge_system", logprob=logprob)
+
+
+@cache
+def _letter_judge_system(logprob: bool) -> str:
+    return render("judge_letters_system", logprob=logprob)
 
 
 def render(name: str, **values: object) -> str:
@@ -147,11 +152,16 @@ class Transcript:
         self._chats[side].extend([instruction, Message("assistant", text)])
         self.texts.append(text)
 
-    def judge_messages(self, logprob: bool = False) -> list[Message]:
+    def judge_messages(self, logprob: bool = False, for_letter: str | None = None) -> list[Message]:
         """What a judge is shown: the motion and the turns labelled by side, no model names.
 
-        With `logprob`, the judge is asked for one word (FOR or AGAINST) instead of JSON.
+        With `logprob`, the judge is asked for one word (FOR or AGAINST) instead of JSON. With
+        `for_letter` ("A" or "B"), the speakers are labelled neutrally instead: the FOR speaker is
+        Debater `for_letter`, the AGAINST speaker the other letter, and the judge is asked which
+        debater won (A, B or TIE; one letter with `logprob`).
         """
+        if for_letter is not None:
+            return self._letter_judge_messages(logprob, for_letter)
         turns = [
             {
                 "header": turn_header(i, side_of(i), role_of(i, self.turns)),
@@ -165,6 +175,32 @@ class Transcript:
                 "user",
                 render(
                     "judge_user",
+                    motion=self.motion,
+                    transcript=turns,
+                    end_marker=END_OF_TRANSCRIPT,
+                    logprob=logprob,
+                ),
+            ),
+        ]
+
+    def _letter_judge_messages(self, logprob: bool, for_letter: str) -> list[Message]:
+        if for_letter not in LETTERS:
+            raise ValueError(f"for_letter must be one of {LETTERS}, not {for_letter!r}")
+        against_letter = LETTERS[1 - LETTERS.index(for_letter)]
+        labels = {"FOR": debater_label(for_letter), "AGAINST": debater_label(against_letter)}
+        turns = [
+            {
+                "header": turn_header(i, labels[side_of(i)], role_of(i, self.turns)),
+                "text": text,
+            }
+            for i, text in enumerate(self.texts, start=1)
+        ]
+        return [
+            Message("system", _letter_judge_system(logprob)),
+            Message(
+                "user",
+                render(
+                    "judge_letters_user",
                     motion=self.motion,
                     transcript=turns,
                     end_marker=END_OF_TRANSCRIPT,

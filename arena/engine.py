@@ -9,6 +9,11 @@ Resuming is the same as running: the engine reads what the run already recorded,
 debates, continues unfinished ones from their next turn (their transcript rebuilt from the stored
 turns), asks only the judges that have not yet given a verdict, and retries failed debates. Ids are
 content-derived, so nothing is ever written twice.
+
+A judge with `swap_check` gives two verdicts on every debate, one per neutral-label presentation
+(`arena.judging.presentations`): under its name, with FOR called Debater A, and under
+`<name>:swapped`, with FOR called Debater B. Each is recorded, and resumed, on its own; only the
+first counts towards the debate's winner, so that each judge counts once.
 """
 
 from __future__ import annotations
@@ -27,7 +32,17 @@ from arena.config import Topic, TournamentConfig, TournamentSettings
 from arena.debate import Transcript, render, role_of, side_of
 from arena.errors import BackendError, BudgetReached
 from arena.ids import content_id
-from arena.judging import Verdict, majority, parse_verdict, prob_for, verdict_from_prob
+from arena.judging import (
+    Presentation,
+    Verdict,
+    majority,
+    parse_letter_verdict,
+    parse_verdict,
+    presentations,
+    prob_for,
+    prob_letter_a,
+    verdict_from_prob,
+)
 from arena.text import strip_thinking
 from storage import Store
 
@@ -35,6 +50,10 @@ from storage import Store
 def now() -> datetime:
     """UTC now, naive (DuckDB TIMESTAMP)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+_REPAIR_TEMPLATE = {False: "judge_repair", True: "judge_letters_repair"}
+"""The repair request, by whether the judge was shown neutral labels (and answers in letters)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +140,10 @@ class Tournament:
         self.errors: list[tuple[str, str]] = []
         self._specs = {("contestant", s.name): s for s in config.contestants}
         self._specs.update({("judge", s.name): s for s in config.judges})
-        self._judge_names = [j.name for j in config.judges]
+        # Every verdict a debate needs: one per judge, two for a judge with swap_check.
+        self._presentations = [
+            p for j in config.judges for p in presentations(j.name, swap_check=j.swap_check)
+        ]
         # A model may be both a contestant and a judge: judges get their own backend and limits.
         self._judge_key = {j.name: f"judge:{j.name}" for j in config.judges}
         self.backends: dict[str, Backend] = {c.name: create_backend(c) for c in config.contestants}
@@ -231,7 +253,7 @@ class Tournament:
         todo = []
         for plan in self.plans:
             recorded = resume.verdicts.get(plan.debate_id, {})
-            complete = all(name in recorded for name in self._judge_names)
+            complete = all(p.key in recorded for p in self._presentations)
             if resume.status.get(plan.debate_id) == "done" and complete:
                 self.progress.skipped += 1
             else:
@@ -363,22 +385,32 @@ class Tournament:
     async def _judge(
         self, plan: DebatePlan, transcript: Transcript, recorded: dict[str, str | None]
     ) -> list[str | None]:
-        missing = [name for name in self._judge_names if name not in recorded]
-        # Judges of the same verdict mode see the same messages: render them once per mode.
-        modes = {self._specs[("judge", name)].verdict == "logprob" for name in missing}
-        messages = {logprob: transcript.judge_messages(logprob=logprob) for logprob in modes}
-        new = await asyncio.gather(*(self._one_verdict(plan, name, messages) for name in missing))
+        """Ask for the verdicts not yet recorded; the winners of those that count, one per judge."""
+        missing = [p for p in self._presentations if p.key not in recorded]
+        # Judges of the same verdict mode and labels see the same messages: render them once.
+        views = {
+            (self._specs[("judge", p.judge)].verdict == "logprob", p.for_letter) for p in missing
+        }
+        messages = {
+            (logprob, letter): transcript.judge_messages(logprob=logprob, for_letter=letter)
+            for logprob, letter in views
+        }
+        new = await asyncio.gather(*(self._one_verdict(plan, p, messages) for p in missing))
         found = dict(recorded)
-        found.update(zip(missing, new, strict=True))
-        return [found[name] for name in self._judge_names]
+        found.update(zip((p.key for p in missing), new, strict=True))
+        return [found[p.key] for p in self._presentations if p.counts]
 
     async def _one_verdict(
-        self, plan: DebatePlan, judge: str, messages_by_mode: dict[bool, list[Message]]
+        self,
+        plan: DebatePlan,
+        presentation: Presentation,
+        messages_by_view: dict[tuple[bool, str | None], list[Message]],
     ) -> str | None:
+        judge, letter = presentation.judge, presentation.for_letter
         spec = self._specs[("judge", judge)]
         key = self._judge_key[judge]
         logprob = spec.verdict == "logprob"
-        messages = messages_by_mode[logprob]
+        messages = messages_by_view[(logprob, letter)]
         settings = self._settings_for(spec, self.settings.judge_max_tokens, plan.replicate)
         p_for: float | None = None
         if logprob:
@@ -389,31 +421,38 @@ class Tournament:
         )
         results = [result]
         if logprob:
-            p_for = prob_for(result.completion.top_logprobs or [])
+            alternatives = result.completion.top_logprobs or []
+            if letter is None:
+                p_for = prob_for(alternatives)
+                source = ""
+            else:
+                p_a = prob_letter_a(alternatives)
+                p_for = None if p_a is None else (p_a if letter == "A" else 1.0 - p_a)
+                source = f" (FOR was Debater {letter})"
             verdict = (
-                Verdict(verdict_from_prob(p_for, spec.tie_margin), f"P(FOR) = {p_for:.3f}")
+                Verdict(verdict_from_prob(p_for, spec.tie_margin), f"P(FOR) = {p_for:.3f}{source}")
                 if p_for is not None
                 else None
             )
         else:
-            verdict = parse_verdict(result.completion.text)
+            verdict = self._parse(result.completion.text, letter)
             if verdict is None:
                 repair = [
                     *messages,
                     Message("assistant", result.completion.text),
-                    Message("user", render("judge_repair")),
+                    Message("user", render(_REPAIR_TEMPLATE[letter is not None])),
                 ]
                 result = await self.caller.call(
                     key, repair, settings, purpose="judge_repair", debate_id=plan.debate_id
                 )
                 results.append(result)
-                verdict = parse_verdict(result.completion.text)
+                verdict = self._parse(result.completion.text, letter)
         completions = [r.completion for r in results]
         self.store.writer.insert(
             "verdicts",
             {
                 "debate_id": plan.debate_id,
-                "judge": judge,
+                "judge": presentation.key,
                 "winner": verdict.winner if verdict else None,
                 "rationale": verdict.rationale if verdict else None,
                 "valid": verdict is not None,
@@ -430,3 +469,10 @@ class Tournament:
         )
         self.progress.verdicts += 1
         return verdict.winner if verdict else None
+
+    @staticmethod
+    def _parse(reply: str, for_letter: str | None) -> Verdict | None:
+        """A reply's verdict as FOR, AGAINST or TIE, whatever labels the judge was shown."""
+        if for_letter is None:
+            return parse_verdict(reply)
+        return parse_letter_verdict(reply, for_letter)

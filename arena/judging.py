@@ -20,6 +20,18 @@ begin "AGAINST")), with "AGAINST" often split into several tokens ("AG", "AIN", 
 0.9
 >>> verdict_from_prob(0.52, tie_margin=0.05), verdict_from_prob(0.2, tie_margin=0.05)
 ('TIE', 'AGAINST')
+
+A judge with `swap_check` judges each debate twice with the speakers called Debater A and Debater
+B, FOR being A the first time and B the second (`presentations`). It answers with letters, which
+are mapped back to sides before anything is recorded; the second verdict is stored under
+`<judge>:swapped`, and only the first counts towards the debate's outcome.
+
+>>> [(p.key, p.for_letter) for p in presentations("j", swap_check=True)]
+[('j', 'A'), ('j:swapped', 'B')]
+>>> parse_letter_verdict('{"winner": "Debater A", "rationale": "Clearer."}', for_letter="B")
+Verdict(winner='AGAINST', rationale='Clearer.')
+>>> round(prob_letter_a([("A", -0.105), (" b", -2.3), ("The", -4.0)]), 3)
+0.9
 """
 
 from __future__ import annotations
@@ -27,11 +39,15 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from arena.transcript import LETTERS
+
 WINNERS = ("FOR", "AGAINST", "TIE")
+SWAPPED_SUFFIX = ":swapped"
+"""Appended to a swap-check judge's name for its verdicts with FOR called Debater B."""
 
 
 @dataclass(frozen=True)
@@ -55,19 +71,70 @@ def _json_objects(text: str) -> Iterable[dict[str, Any]]:
         start = text.find("{", start + 1)
 
 
-def parse_verdict(reply: str) -> Verdict | None:
-    """The verdict in a judge's reply, or None if there is no readable one."""
+def parse_verdict(reply: str, answers: Mapping[str, str] | None = None) -> Verdict | None:
+    """The verdict in a judge's reply, or None if there is no readable one.
+
+    `answers`: the winners allowed (upper case) and the verdict each stands for; by default FOR,
+    AGAINST and TIE, each for itself.
+    """
     for obj in _json_objects(reply):
         lowered = {str(k).lower(): v for k, v in obj.items()}
         winner = lowered.get("winner")
         if not isinstance(winner, str):
             continue
         winner = winner.strip().upper()
+        if answers is not None:
+            winner = answers.get(winner, "")
         if winner not in WINNERS:
             continue
         rationale = lowered.get("rationale", lowered.get("reason", ""))
         return Verdict(winner, rationale if isinstance(rationale, str) else json.dumps(rationale))
     return None
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """One way a judge is shown a debate, and the `verdicts.judge` its verdict is stored under."""
+
+    key: str
+    """`verdicts.judge`: the judge's name, with `SWAPPED_SUFFIX` for the swapped presentation."""
+    judge: str
+    """The judge's name."""
+    for_letter: str | None
+    """None: speakers labelled FOR and AGAINST. "A" or "B": neutral labels, FOR called this."""
+
+    @property
+    def counts(self) -> bool:
+        """Whether this verdict counts towards the debate's outcome (each judge counts once)."""
+        return self.key == self.judge
+
+
+def presentations(judge: str, swap_check: bool) -> list[Presentation]:
+    """The presentations a judge gives a verdict on, the one that counts first."""
+    if not swap_check:
+        return [Presentation(judge, judge, None)]
+    return [Presentation(judge, judge, "A"), Presentation(judge + SWAPPED_SUFFIX, judge, "B")]
+
+
+def side_of_letter(letter: str, for_letter: str) -> str:
+    """FOR, AGAINST or TIE for a neutral-label answer, when the FOR speaker was `for_letter`.
+
+    >>> side_of_letter("A", "A"), side_of_letter("A", "B"), side_of_letter("TIE", "B")
+    ('FOR', 'AGAINST', 'TIE')
+    """
+    if letter == "TIE":
+        return "TIE"
+    return "FOR" if letter == for_letter else "AGAINST"
+
+
+def parse_letter_verdict(reply: str, for_letter: str) -> Verdict | None:
+    """A neutral-label judge's verdict (A, B or TIE; "Debater A" is read as A), as FOR, AGAINST or
+    TIE, when the FOR speaker was called `for_letter`."""
+    answers = {"TIE": "TIE"}
+    for letter in LETTERS:
+        side = side_of_letter(letter, for_letter)
+        answers[letter] = answers[f"DEBATER {letter}"] = side
+    return parse_verdict(reply, answers)
 
 
 def majority(winners: Iterable[str]) -> str | None:
@@ -101,6 +168,23 @@ def prob_for(top_logprobs: Iterable[tuple[str, float]]) -> float | None:
             p_against += math.exp(logprob)
     total = p_for + p_against
     return p_for / total if total > 0 else None
+
+
+def prob_letter_a(top_logprobs: Iterable[tuple[str, float]]) -> float | None:
+    """P(A) among the answers A and B in the first token's alternatives; None if neither is.
+
+    Only a token that is the letter itself counts (any case, with spaces or punctuation around
+    it): a first token "As" or "Both" is not an answer.
+    """
+    p_a = p_b = 0.0
+    for token, logprob in top_logprobs:
+        word = _word_prefix(token)
+        if word == "A":
+            p_a += math.exp(logprob)
+        elif word == "B":
+            p_b += math.exp(logprob)
+    total = p_a + p_b
+    return p_a / total if total > 0 else None
 
 
 def verdict_from_prob(p_for: float, tie_margin: float) -> str:

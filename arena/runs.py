@@ -36,6 +36,7 @@ def _identity(spec: BackendSpec) -> dict[str, Any]:
         "params": spec.params.model_dump(mode="json"),
         "persona": spec.persona,
         "verdict": spec.verdict,
+        "swap_check": spec.swap_check,
     }
 
 
@@ -63,6 +64,7 @@ def check_run(store: Store, config: TournamentConfig, run_id: str) -> bool:
             "params": json.loads(params),
             "persona": stored.get("persona"),
             "verdict": stored.get("verdict", "json"),
+            "swap_check": stored.get("swap_check", False),
         }
     for role, specs in (("contestant", config.contestants), ("judge", config.judges)):
         for spec in specs:

@@ -1,28 +1,43 @@
 """How a debate transcript is written for a judge, and how to read it back.
 
-Judges see each turn under a header that names its position, side and role, and never a model
-name. The simulated judge reads transcripts in this layout, so the layout lives in one place.
+Judges see each turn under a header that names its position, its speaker and its role, and never
+a model name. The speaker is the side (FOR, AGAINST), or, for a judge that checks its verdicts for
+label bias (`swap_check`), a neutral label (Debater A, Debater B). The simulated judge reads
+transcripts in this layout, so the layout lives in one place.
 
 >>> turn_header(3, "FOR", "rebuttal")
 '[Turn 3 | FOR | rebuttal]'
+>>> turn_header(2, debater_label("B"), "opening")
+'[Turn 2 | Debater B | opening]'
 >>> split_transcript("[Turn 1 | FOR | opening]\\nYes.\\n\\n[Turn 2 | AGAINST | opening]\\nNo.")
 [(1, 'FOR', 'Yes.'), (2, 'AGAINST', 'No.')]
+>>> split_transcript("[Turn 1 | Debater B | opening]\\nYes.")
+[(1, 'Debater B', 'Yes.')]
 """
 
 from __future__ import annotations
 
 import re
 
-_HEADER = re.compile(r"^\[Turn (\d+) \| (FOR|AGAINST) \| (\w+)\]$", re.MULTILINE)
+_HEADER = re.compile(r"^\[Turn (\d+) \| (FOR|AGAINST|Debater [AB]) \| (\w+)\]$", re.MULTILINE)
 END_OF_TRANSCRIPT = "[End of transcript]"
+LETTERS = ("A", "B")
+"""The neutral labels' letters."""
 
 
-def turn_header(turn_index: int, side: str, role: str) -> str:
-    return f"[Turn {turn_index} | {side} | {role}]"
+def debater_label(letter: str) -> str:
+    """The neutral label of the speaker called `letter` ("A" or "B")."""
+    return f"Debater {letter}"
+
+
+def turn_header(turn_index: int, speaker: str, role: str) -> str:
+    """A turn's header; `speaker` is a side (FOR, AGAINST) or a neutral label (Debater A)."""
+    return f"[Turn {turn_index} | {speaker} | {role}]"
 
 
 def split_transcript(text: str) -> list[tuple[int, str, str]]:
-    """(turn index, side, text) for every turn header found in `text`."""
+    """(turn index, speaker, text) for every turn header found in `text`; the speaker is a side
+    or a neutral label, as the header has it."""
     text = text.split(END_OF_TRANSCRIPT, 1)[0]
     matches = list(_HEADER.finditer(text))
     out: list[tuple[int, str, str]] = []

@@ -2,10 +2,14 @@
 
 It reads what the engine recorded (through `storage`) and never calls a model.
 
-Written so far: `eval.ratings`, the pure rating math behind `arena rank` (battles aggregated into
-counts, the Bradley-Terry fit with a FOR-side advantage and two tie models, the bootstrap with
-percentile intervals and ranks, online Elo, win matrices). PCP/BBQ metrics and reports are not
-written yet.
+- `eval.ratings`: the pure rating math (battles aggregated into counts, Bradley-Terry with a
+  FOR-side advantage and two tie models, the bootstrap, online and bootstrapped Elo, win matrices).
+- `eval.judges`: judge quality (side bias, Cohen/Fleiss kappa, verbosity, swap consistency).
+- `eval.graph`: the majority-win digraph and its intransitive cycles.
+- `eval.leaderboard`: `build_report`, everything `arena rank` shows, read from the store.
+- `eval.render` and `eval.svg`: the terminal table, Markdown and the self-contained HTML report.
+
+See docs/rank.md. PCP/BBQ metrics are not written yet.
 """
 
 from eval.ratings import (
@@ -16,8 +20,10 @@ from eval.ratings import (
     Bootstrap,
     BTFit,
     Counts,
+    EloBootstrap,
     aggregate,
     bootstrap,
+    elo_bootstrap,
     fit_bradley_terry,
     online_elo,
     win_matrices,
@@ -31,8 +37,10 @@ __all__ = [
     "BTFit",
     "Bootstrap",
     "Counts",
+    "EloBootstrap",
     "aggregate",
     "bootstrap",
+    "elo_bootstrap",
     "fit_bradley_terry",
     "online_elo",
     "win_matrices",

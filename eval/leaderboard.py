@@ -1,115 +1,378 @@
-"""The leaderboard of `arena rank`: battles read from the database, rated, as rows.
+"""The report of `arena rank`: battles read from the database, rated, judged, as one JSON document.
 
-Each judged debate is a battle between its FOR and its AGAINST model. Pooled (the default), its
-outcome is the debate's majority verdict (`debates.winner`); with `judge`, that judge's valid
-verdict. Reading goes through `storage.run_query`, so it works while a tournament is running.
-The rating itself is `eval.ratings` (Bradley-Terry on aggregated counts, seeded bootstrap).
+Each judged debate is a battle between its FOR and its AGAINST model. The main table rates the
+debates' majority verdicts (`debates.winner`), or one judge's valid verdicts with `judge`; below
+it every judge gets a table of its own (ratings per judge and pooled, side by side). Reading goes
+through `storage.run_query`, so it works while a tournament is running.
 
-Simplified for now: terminal table and JSON only (no HTML report yet), one judge or the pool.
+The report is a plain dict with a versioned schema (`JSON_SCHEMA_VERSION`, documented in
+docs/rank.md) and the terminal table, Markdown and HTML are rendered from it (`eval.render`), so
+the four outputs never disagree. The math lives in `eval.ratings` (Bradley-Terry, Elo),
+`eval.judges` (judge quality) and `eval.graph` (majority graph and cycles).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
-from eval.ratings import A_WINS, B_WINS, TIE, aggregate, bootstrap
+from arena.errors import UserError
+from arena.judging import SWAPPED_SUFFIX
+from eval.graph import cycles, edges, majority_graph
+from eval.judges import MISSING, kappa, side_bias, swap_consistency, verbosity
+from eval.judges import cohen_kappa as _cohen
+from eval.ratings import (
+    A_WINS,
+    B_WINS,
+    TIE,
+    Ties,
+    aggregate,
+    bootstrap,
+    elo_bootstrap,
+    observed_scores,
+    online_elo,
+    win_matrices,
+)
 from storage import run_query
 
-JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = 2
+TIMELINE_POINTS = 200
 
 _OUTCOME = {"FOR": A_WINS, "AGAINST": B_WINS, "TIE": TIE}
+
+Method = Literal["bt", "elo"]
+
+
+@dataclass(frozen=True)
+class RankOptions:
+    """What to rate and how; every field has the CLI's default."""
+
+    run_id: str | None = None
+    judge: str | None = None
+    topics: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    method: Method = "bt"
+    ties: Ties = "half"
+    rounds: int = 1000
+    seed: int = 0
+    level: float = 0.95
+    anchor: str | None = None
+    k: float = 32.0
 
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def battles_sql(run_id: str | None = None, judge: str | None = None) -> str:
-    """SQL for (for_model, against_model, outcome) rows, in debate order."""
+def _in(column: str, values: Sequence[str]) -> str:
+    return f"{column} in ({', '.join(_literal(v) for v in values)})"
+
+
+def selected_debates_sql(options: RankOptions) -> str:
+    """SQL for the finished debates the options select, with both sides' characters spoken."""
     where = ["d.status = 'done'"]
-    if run_id is not None:
-        where.append(f"d.run_id = {_literal(run_id)}")
-    if judge is None:
-        source = "debates d"
-        winner = "d.winner"
-        where.append("d.winner is not null")
-    else:
-        source = "debates d join verdicts v using (debate_id)"
-        winner = "v.winner"
-        where += [f"v.judge = {_literal(judge)}", "v.valid"]
+    if options.run_id is not None:
+        where.append(f"d.run_id = {_literal(options.run_id)}")
+    if options.topics:
+        where.append(_in("d.topic_id", options.topics))
+    if options.categories:
+        where.append(_in("t.category", options.categories))
     return (
-        f"select d.for_model, d.against_model, {winner} from {source}"
+        "select d.debate_id, d.for_model, d.against_model, d.winner,"
+        " coalesce(l.for_chars, 0) as for_chars, coalesce(l.against_chars, 0) as against_chars"
+        " from debates d join topics t on t.run_id = d.run_id and t.topic_id = d.topic_id"
+        " left join (select debate_id,"
+        "   sum(length(text)) filter (where side = 'FOR') as for_chars,"
+        "   sum(length(text)) filter (where side = 'AGAINST') as against_chars"
+        "   from turns group by debate_id) l on l.debate_id = d.debate_id"
         f" where {' and '.join(where)} order by d.updated_at, d.debate_id"
     )
 
 
-@dataclass(frozen=True)
-class Leaderboard:
-    models: list[dict[str, Any]]
-    side_advantage: dict[str, float]
-    battles: int
-    judge: str | None
-    run_id: str | None
-    rounds: int
-    seed: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "schema_version": JSON_SCHEMA_VERSION,
-            "method": "bradley-terry",
-            "scale": "elo (400 per factor 10 in odds, mean 1000)",
-            "judge": self.judge or "majority",
-            "run_id": self.run_id,
-            "battles": self.battles,
-            "bootstrap": {"rounds": self.rounds, "seed": self.seed, "level": 0.95},
-            "side_advantage": self.side_advantage,
-            "models": self.models,
-        }
+@dataclass
+class _Data:
+    debate_ids: list[str]
+    for_model: list[str]
+    against_model: list[str]
+    majority: list[str | None]
+    for_chars: npt.NDArray[np.float64]
+    against_chars: npt.NDArray[np.float64]
+    judges: list[str]
+    labels: npt.NDArray[np.int64]  # debates x judges, MISSING where no valid verdict
+    verdicts: npt.NDArray[np.int64]  # debates x judges, 1 where the judge gave any verdict
 
 
-def leaderboard(
-    db: Path,
+def _check_filters(db: Path, options: RankOptions) -> None:
+    def known(sql: str) -> list[str]:
+        return sorted(str(r[0]) for r in run_query(db, sql).rows)
+
+    if options.run_id is not None:
+        runs = known("select run_id from runs")
+        if options.run_id not in runs:
+            raise UserError(f"--run: no run {options.run_id!r} in {db} (runs: {', '.join(runs)})")
+    scope = f" where run_id = {_literal(options.run_id)}" if options.run_id else ""
+    if options.topics:
+        topics = known(f"select distinct topic_id from topics{scope}")
+        for t in options.topics:
+            if t not in topics:
+                raise UserError(f"--topic: no topic {t!r} (topics: {', '.join(topics)})")
+    if options.categories:
+        cats = known(f"select distinct category from topics{scope} where category is not null")
+        for c in options.categories:
+            if c not in cats:
+                raise UserError(f"--category: no category {c!r} (categories: {', '.join(cats)})")
+
+
+def _load(db: Path, options: RankOptions) -> _Data:
+    _check_filters(db, options)
+    rows = run_query(db, selected_debates_sql(options)).rows
+    ids = [str(r[0]) for r in rows]
+    position = {d: i for i, d in enumerate(ids)}
+    verdict_rows = run_query(
+        db,
+        "select v.debate_id, v.judge, v.winner, v.valid from verdicts v"
+        f" semi join ({selected_debates_sql(options)}) s on s.debate_id = v.debate_id",
+    ).rows
+    judges = sorted({str(r[1]) for r in verdict_rows})
+    column = {j: i for i, j in enumerate(judges)}
+    labels = np.full((len(ids), len(judges)), MISSING, dtype=np.int64)
+    given = np.zeros((len(ids), len(judges)), dtype=np.int64)
+    for debate_id, judge, winner, valid in verdict_rows:
+        i, j = position[str(debate_id)], column[str(judge)]
+        given[i, j] = 1
+        if valid and winner is not None:
+            labels[i, j] = _OUTCOME[str(winner)]
+    return _Data(
+        debate_ids=ids,
+        for_model=[str(r[1]) for r in rows],
+        against_model=[str(r[2]) for r in rows],
+        majority=[None if r[3] is None else str(r[3]) for r in rows],
+        for_chars=np.array([float(r[4]) for r in rows]),
+        against_chars=np.array([float(r[5]) for r in rows]),
+        judges=judges,
+        labels=labels,
+        verdicts=given,
+    )
+
+
+def _round(x: float, digits: int = 1) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), digits)
+
+
+def _matrix(m: npt.NDArray[np.float64]) -> list[list[float | None]]:
+    return [[_round(float(v), 4) for v in row] for row in m]
+
+
+def _rate(
+    names: list[str],
+    a: npt.NDArray[np.int64],
+    b: npt.NDArray[np.int64],
+    outcome: npt.NDArray[np.int64],
+    options: RankOptions,
     *,
-    run_id: str | None = None,
-    judge: str | None = None,
-    rounds: int = 1000,
-    seed: int = 0,
-) -> Leaderboard:
-    """Rate every model that has played a judged debate."""
-    rows = run_query(db, battles_sql(run_id, judge)).rows
-    names = sorted({str(r[0]) for r in rows} | {str(r[1]) for r in rows})
-    index = {name: i for i, name in enumerate(names)}
-    if len(names) < 2:
-        return Leaderboard([], {}, len(rows), judge, run_id, rounds, seed)
-    a = np.array([index[str(r[0])] for r in rows])
-    b = np.array([index[str(r[1])] for r in rows])
-    outcome = np.array([_OUTCOME[str(r[2])] for r in rows])
-    counts = aggregate(a, b, outcome, len(names))
-    result = bootstrap(counts, len(names), rounds, rng=np.random.default_rng(seed))
-    played = np.bincount(a, minlength=len(names)) + np.bincount(b, minlength=len(names))
-    score = np.zeros(len(names))
+    detail: bool,
+) -> dict[str, Any]:
+    """One leaderboard: rows per model, side advantage, and (with `detail`) matrices and graph."""
+    n = len(names)
+    counts = aggregate(a, b, outcome, n)
+    anchor = names.index(options.anchor) if options.anchor in names else None
+    rng = np.random.default_rng(options.seed)
+    side: dict[str, float | None] | None = None
+    if options.method == "bt":
+        if options.ties == "davidson" and not np.any(outcome == TIE):
+            raise UserError("--ties davidson: these battles have no ties; use --ties half")
+        result = bootstrap(
+            counts,
+            n,
+            options.rounds,
+            rng=rng,
+            ties=options.ties,
+            anchor=anchor,
+            level=options.level,
+        )
+        ratings, lower, upper, rank = result.fit.ratings, result.lower, result.upper, result.rank
+        side = {
+            "for_advantage": _round(result.fit.side_advantage),
+            "lower": _round(result.side_lower),
+            "upper": _round(result.side_upper),
+        }
+        predicted, observed = win_matrices(result.fit, counts, n)
+        tie_param = result.fit.tie_param
+    else:
+        elo = elo_bootstrap(a, b, outcome, n, options.rounds, rng=rng, k=options.k)
+        shift = elo.ratings[anchor] - 1000.0 if anchor is not None else 0.0
+        ratings, lower, upper = elo.ratings - shift, elo.lower - shift, elo.upper - shift
+        rank = elo.rank
+        d = ratings[:, None] - ratings[None, :]
+        predicted = 1.0 / (1.0 + 10.0 ** (-d / 400.0))
+        np.fill_diagonal(predicted, np.nan)
+        observed = observed_scores(counts, n)
+        tie_param = None
+    played = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
+    score = np.zeros(n)
     np.add.at(score, a, np.where(outcome == A_WINS, 1.0, np.where(outcome == TIE, 0.5, 0.0)))
     np.add.at(score, b, np.where(outcome == B_WINS, 1.0, np.where(outcome == TIE, 0.5, 0.0)))
-    order = sorted(range(len(names)), key=lambda i: (int(result.rank[i]), -result.fit.ratings[i]))
-    models: list[dict[str, Any]] = [
-        {
-            "rank": int(result.rank[i]),
-            "model": names[i],
-            "rating": round(float(result.fit.ratings[i]), 1),
-            "lower": round(float(result.lower[i]), 1),
-            "upper": round(float(result.upper[i]), 1),
-            "debates": int(played[i]),
-            "win_rate": round(float(score[i] / played[i]), 4) if played[i] else None,
-        }
-        for i in order
-    ]
-    side = {
-        "for_advantage": round(result.fit.side_advantage, 1),
-        "lower": round(result.side_lower, 1),
-        "upper": round(result.side_upper, 1),
+    order = sorted(range(n), key=lambda i: (int(rank[i]), -ratings[i], names[i]))
+    table: dict[str, Any] = {
+        "battles": int(a.size),
+        "models": [
+            {
+                "rank": int(rank[i]),
+                "model": names[i],
+                "rating": _round(ratings[i]),
+                "lower": _round(lower[i]),
+                "upper": _round(upper[i]),
+                "debates": int(played[i]),
+                "win_rate": _round(score[i] / played[i], 4) if played[i] else None,
+            }
+            for i in order
+        ],
+        "side_advantage": side,
+        "tie_param": _round(tie_param, 4) if tie_param is not None else None,
     }
-    return Leaderboard(models, side, len(rows), judge, run_id, rounds, seed)
+    if detail:
+        ordered = [names[i] for i in order]
+        perm = np.array(order)
+        table["matrices"] = {
+            "models": ordered,
+            "predicted": _matrix(predicted[np.ix_(perm, perm)]),
+            "observed": _matrix(observed[np.ix_(perm, perm)]),
+        }
+        series = online_elo(a, b, outcome, n, k=options.k)
+        picks = np.unique(np.linspace(0, a.size - 1, min(TIMELINE_POINTS, a.size)).astype(int))
+        table["elo_over_time"] = {
+            "k": options.k,
+            "battle": [int(t) + 1 for t in picks],
+            "ratings": {names[i]: [_round(series[t, i]) for t in picks] for i in order},
+        }
+        graph = majority_graph(counts, names)
+        found, truncated = cycles(graph)
+        table["graph"] = {
+            "edges": [e.__dict__ for e in edges(graph)],
+            "cycles": [c.__dict__ for c in found],
+            "cycles_truncated": truncated,
+        }
+    return table
+
+
+def _battles(
+    data: _Data, labels: Sequence[int], names: list[str]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    index = {name: i for i, name in enumerate(names)}
+    keep = [i for i, y in enumerate(labels) if y != MISSING]
+    a = np.array([index[data.for_model[i]] for i in keep], dtype=np.int64)
+    b = np.array([index[data.against_model[i]] for i in keep], dtype=np.int64)
+    return a, b, np.array([labels[i] for i in keep], dtype=np.int64)
+
+
+def _judge_quality(data: _Data) -> dict[str, Any]:
+    plain = [j for j in data.judges if not j.endswith(SWAPPED_SUFFIX)]
+    rows = []
+    for j, judge in enumerate(data.judges):
+        if judge.endswith(SWAPPED_SUFFIX):
+            continue
+        y = data.labels[:, j]
+        given = int(data.verdicts[:, j].sum())
+        valid = int(np.sum(y != MISSING))
+        bias = side_bias(y)
+        verb = verbosity(y, data.for_chars, data.against_chars)
+        rows.append(
+            {
+                "judge": judge,
+                "verdicts": given,
+                "valid": valid,
+                "invalid_rate": _round((given - valid) / given, 4) if given else None,
+                "ties": bias.ties,
+                "for_rate": _round(bias.for_rate, 4),
+                "for_lower": _round(bias.lower, 4),
+                "for_upper": _round(bias.upper, 4),
+                "side_biased": bias.biased,
+                "verbosity_r": _round(verb.correlation, 4),
+                "verbosity_p": _round(verb.p_value, 4),
+                "longer_side_won": _round(verb.longer_side_won, 4),
+            }
+        )
+    cols = [data.judges.index(j) for j in plain]
+    agreement: dict[str, Any] = {"statistic": None, "kappa": None, "debates": 0, "pairwise": []}
+    if len(cols) >= 2:
+        k, n, stat = kappa(data.labels[:, cols])
+        pairwise = []
+        for p in range(len(cols)):
+            for q in range(p + 1, len(cols)):
+                kpq, npq = _cohen(data.labels[:, cols[p]], data.labels[:, cols[q]])
+                pairwise.append({"a": plain[p], "b": plain[q], "kappa": _round(kpq, 4), "n": npq})
+        agreement = {"statistic": stat, "kappa": _round(k, 4), "debates": n, "pairwise": pairwise}
+    swaps = []
+    for judge in plain:
+        twin = judge + SWAPPED_SUFFIX
+        if twin in data.judges:
+            s = swap_consistency(
+                data.labels[:, data.judges.index(judge)], data.labels[:, data.judges.index(twin)]
+            )
+            swaps.append(
+                {
+                    "judge": judge,
+                    "agreement": _round(s.agreement, 4),
+                    "kappa": _round(s.kappa, 4),
+                    "n": s.n,
+                }
+            )
+    return {"per_judge": rows, "agreement": agreement, "swap": swaps}
+
+
+def build_report(db: Path, options: RankOptions) -> dict[str, Any]:
+    """Everything `arena rank` shows, as a JSON-ready dict (schema in docs/rank.md).
+
+    Raises UserError for filters that name nothing in the database, or when fewer than two models
+    have a judged debate.
+    """
+    data = _load(db, options)
+    plain = [j for j in data.judges if not j.endswith(SWAPPED_SUFFIX)]
+    if options.judge is not None and options.judge not in data.judges:
+        listing = ", ".join(plain) or "none"
+        raise UserError(f"--judge: no verdicts by {options.judge!r} (judges: {listing})")
+    if options.judge is None:
+        main_labels = [MISSING if w is None else _OUTCOME[w] for w in data.majority]
+    else:
+        main_labels = data.labels[:, data.judges.index(options.judge)].tolist()
+    used = [i for i, y in enumerate(main_labels) if y != MISSING]
+    names = sorted({data.for_model[i] for i in used} | {data.against_model[i] for i in used})
+    if len(names) < 2:
+        raise UserError(f"no judged debates between two or more models in {db}")
+    if options.anchor is not None and options.anchor not in names:
+        raise UserError(f"--anchor: no model {options.anchor!r} (models: {', '.join(names)})")
+    a, b, outcome = _battles(data, main_labels, names)
+    report: dict[str, Any] = {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "method": "bradley-terry" if options.method == "bt" else "elo",
+        "ties": options.ties if options.method == "bt" else "half",
+        "scale": (
+            "elo: 400 points per factor 10 in odds, "
+            + (f"{options.anchor} at 1000" if options.anchor else "mean 1000")
+        ),
+        "judge": options.judge or "majority",
+        "run_id": options.run_id,
+        "filters": {"topics": list(options.topics), "categories": list(options.categories)},
+        "debates": len(data.debate_ids),
+        "bootstrap": {"rounds": options.rounds, "seed": options.seed, "level": options.level},
+    }
+    report.update(_rate(names, a, b, outcome, options, detail=True))
+    per_judge: dict[str, Any] = {}
+    for judge in plain:
+        labels = data.labels[:, data.judges.index(judge)].tolist()
+        seen = [i for i, y in enumerate(labels) if y != MISSING]
+        judged = sorted({data.for_model[i] for i in seen} | {data.against_model[i] for i in seen})
+        ja, jb, jo = _battles(data, labels, judged)
+        if len(judged) >= 2 and (
+            options.method == "elo" or options.ties == "half" or np.any(jo == TIE)
+        ):
+            per_judge[judge] = _rate(judged, ja, jb, jo, options, detail=False)
+    report["per_judge"] = per_judge
+    report["judges"] = _judge_quality(data)
+    return report

@@ -15,6 +15,8 @@ integer arrays of model indices; reading the DuckDB file and naming models is th
   on the shared 2-core machine (bench/ratings.py).
 - `online_elo` is the classic sequential Elo update: order-dependent, shown as a time series only;
   Bradley-Terry is the rating.
+- `elo_bootstrap` (the `--method elo` leaderboard) runs online Elo over resampled, shuffled
+  battles and reports the median rating with percentile intervals.
 - `win_matrices` gives predicted and observed win rates between every pair of models.
 
 Scale: ratings are Elo points, 400 per factor 10 in odds, centred on 1000 (mean 1000, or the
@@ -435,6 +437,61 @@ def online_elo(
     return out
 
 
+@dataclass(frozen=True)
+class EloBootstrap:
+    """Online Elo over resampled, reshuffled battles: the median final rating of each model and
+    percentile intervals over the rounds; `samples` has one row of final ratings per round."""
+
+    ratings: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    rank: IntArray
+    samples: FloatArray
+
+
+def elo_bootstrap(
+    model_a: npt.ArrayLike,
+    model_b: npt.ArrayLike,
+    outcome: npt.ArrayLike,
+    n_models: int,
+    rounds: int = 1000,
+    *,
+    rng: np.random.Generator,
+    k: float = 32.0,
+    level: float = 0.95,
+) -> EloBootstrap:
+    """Online Elo made less order-dependent: each round draws the battles with replacement in a
+    random order and runs the Elo updates; the rating is the median over rounds.
+
+    All rounds advance together (one numpy step per battle position), so the cost is about
+    `len(battles)` small vector operations. Ranks follow the same rule as `bootstrap`.
+
+    >>> e = elo_bootstrap([0] * 30 + [1] * 30, [1] * 30 + [0] * 30, [A_WINS] * 45 + [B_WINS] * 15,
+    ...                   2, rounds=200, rng=np.random.default_rng(0))
+    >>> bool(e.ratings[0] > e.ratings[1]), e.rank.tolist()
+    (True, [1, 2])
+    """
+    a = np.asarray(model_a, dtype=np.int64)
+    b = np.asarray(model_b, dtype=np.int64)
+    o = np.asarray(outcome, dtype=np.int64)
+    if a.size == 0:
+        raise ValueError("no battles to rate")
+    score = np.where(o == A_WINS, 1.0, np.where(o == B_WINS, 0.0, 0.5))
+    r = np.full((rounds, n_models), 1000.0)
+    rows = np.arange(rounds)
+    for _ in range(a.size):
+        pick = rng.integers(0, a.size, size=rounds)  # memory stays rounds x models
+        i, j, s = a[pick], b[pick], score[pick]
+        expected = 1.0 / (1.0 + 10.0 ** ((r[rows, j] - r[rows, i]) / 400.0))
+        delta = k * (s - expected)
+        r[rows, i] += delta
+        r[rows, j] -= delta
+    q = [50.0 * (1.0 - level), 50.0 * (1.0 + level)]
+    lower, upper = np.percentile(r, q, axis=0)
+    rank = 1 + (lower[None, :] > upper[:, None]).sum(axis=1)
+    return EloBootstrap(np.median(r, axis=0), lower, upper, rank.astype(np.int64), r)
+
+
 def win_matrices(fit: BTFit, counts: Counts, n_models: int) -> tuple[FloatArray, FloatArray]:
     """Predicted and observed score of row model against column model, sides pooled.
 
@@ -450,18 +507,35 @@ def win_matrices(fit: BTFit, counts: Counts, n_models: int) -> tuple[FloatArray,
     d = (fit.ratings[:, None] - fit.ratings[None, :]) / ELO_PER_NAT
     h = fit.side_advantage / ELO_PER_NAT
     pred = 0.5 * (_score(d + h, fit) + _score(d - h, fit))
+    np.fill_diagonal(pred, np.nan)
+    return pred, observed_scores(counts, n_models)
+
+
+def head_to_head(counts: Counts, n_models: int) -> tuple[FloatArray, IntArray]:
+    """Points scored by row model against column model (a tie is half a point each), and the
+    number of battles between them; sides pooled.
+
+    >>> points, games = head_to_head(aggregate([0, 1], [1, 0], [A_WINS, TIE], 2), 2)
+    >>> points.tolist(), games.tolist()
+    ([[0.0, 1.5], [0.5, 0.0]], [[0, 2], [2, 0]])
+    """
     points = np.zeros((n_models, n_models))
-    games = np.zeros((n_models, n_models))
+    games = np.zeros((n_models, n_models), dtype=np.int64)
     share_a = np.where(counts.outcome == A_WINS, 1.0, np.where(counts.outcome == TIE, 0.5, 0.0))
     np.add.at(points, (counts.a, counts.b), counts.count * share_a)
     np.add.at(points, (counts.b, counts.a), counts.count * (1.0 - share_a))
     np.add.at(games, (counts.a, counts.b), counts.count)
     np.add.at(games, (counts.b, counts.a), counts.count)
+    return points, games
+
+
+def observed_scores(counts: Counts, n_models: int) -> FloatArray:
+    """Share of the points won by row model against column model; NaN where they never met."""
+    points, games = head_to_head(counts, n_models)
     with np.errstate(invalid="ignore", divide="ignore"):
-        obs = np.where(games > 0, points / games, np.nan)
-    np.fill_diagonal(pred, np.nan)
+        obs: FloatArray = np.where(games > 0, points / games, np.nan)
     np.fill_diagonal(obs, np.nan)
-    return pred, obs
+    return obs
 
 
 def _score(x: FloatArray, fit: BTFit) -> FloatArray:

@@ -319,6 +319,27 @@ CASES += [
         "models[0].verdict: applies to judges only",
     ),
     (
+        "models-swap-check-on-contestant",
+        _set(("models", "models", 1, "swap_check"), True),
+        [],
+        "models.yaml",
+        "models[1].swap_check: applies to judges only",
+    ),
+    (
+        "models-judge-named-like-a-swapped-verdict",
+        _set(("models", "judges", 0, "name"), "j:swapped"),
+        [],
+        "models.yaml",
+        "judges[0].name: names ending in ':swapped' are reserved for swap-check verdicts",
+    ),
+    (
+        "models-swap-check-not-bool",
+        _set(("models", "judges", 0, "swap_check"), "twice"),
+        [],
+        "models.yaml",
+        "judges[0].swap_check: Input should be a valid boolean",
+    ),
+    (
         "models-persona-on-judge",
         _set(("models", "judges", 0, "persona"), "a fair judge"),
         [],

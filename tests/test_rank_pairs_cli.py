@@ -24,7 +24,7 @@ def test_rank_orders_models_by_skill_with_seeded_intervals(tmp_path: Path) -> No
     first = run_arena("rank", "--db", db, "--format", "json", "--bootstrap", "200", "--seed", "3")
     assert first.returncode == 0, first.stderr
     board = json.loads(first.stdout)
-    assert board["schema_version"] == 1 and board["battles"] == 5 * 4 * 8
+    assert board["schema_version"] == 2 and board["battles"] == 5 * 4 * 8
     models = {m["model"]: m for m in board["models"]}
     assert set(models) == set(SKILLS)
     tau = kendalltau([SKILLS[n] for n in models], [models[n]["rating"] for n in models]).statistic

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import pytest
 
@@ -19,6 +20,7 @@ from arena.backends.sim import (
 )
 from arena.debate import Transcript
 from arena.errors import BackendError
+from arena.judging import prob_letter_a
 
 SETTINGS = GenerateSettings(max_tokens=200, seed=7)
 
@@ -79,6 +81,43 @@ def test_noisy_judge_follows_bradley_terry_and_side_bias() -> None:
     # sigmoid(1) = 0.731 and sigmoid(1) again for equal skills with a FOR bias of 1
     assert 0.65 < wins / n < 0.81
     assert 0.65 < biased_wins / n < 0.81
+
+
+def test_judge_reads_neutral_labels_and_a_letter_bias_favours_a() -> None:
+    exact = SimJudgeBackend(SimJudgeSpec(name="e", backend="sim", noise=0.0))
+    for letter, other in (("A", "B"), ("B", "A")):
+        strong_for = exact.generate(
+            _debate(1.0, 0.0, "m1").judge_messages(for_letter=letter), SETTINGS
+        )
+        strong_against = exact.generate(
+            _debate(0.0, 1.0, "m1").judge_messages(for_letter=letter), SETTINGS
+        )
+        assert json.loads(asyncio.run(strong_for).text)["winner"] == letter
+        assert json.loads(asyncio.run(strong_against).text)["winner"] == other
+    # logprob: P(A) = sigmoid(advantage of A); a side bias follows FOR, a letter bias follows A
+    logprobs = GenerateSettings(max_tokens=1, seed=7, top_logprobs=5)
+    even = _debate(0.0, 0.0, "m2")
+    cases = [
+        ({}, "A", 0.0),
+        ({"side_bias": 1.0}, "A", 1.0),
+        ({"side_bias": 1.0}, "B", -1.0),
+        ({"letter_bias": 1.0}, "A", 1.0),
+        ({"letter_bias": 1.0}, "B", 1.0),
+        ({"letter_bias": -0.5, "side_bias": 1.0}, "B", -1.5),
+    ]
+    for options, letter, advantage in cases:
+        judge = SimJudgeBackend(SimJudgeSpec(name="l", backend="sim", noise=1.0, **options))
+        completion = asyncio.run(judge.generate(even.judge_messages(True, letter), logprobs))
+        assert completion.text in ("A", "B")
+        p_a = prob_letter_a(completion.top_logprobs or [])
+        assert p_a == pytest.approx(1 / (1 + math.exp(-advantage)), abs=0.03), (options, letter)
+    # the letter bias is part of the judge's identity only when set
+    assert SimJudgeSpec(name="l", backend="sim").model_id() == "sim-judge/noise=1,bias=0"
+    assert (
+        SimJudgeSpec(name="l", backend="sim", letter_bias=0.5)
+        .model_id()
+        .endswith(",letter_bias=0.5")
+    )
 
 
 def test_injected_failures_are_per_attempt_and_classified() -> None:

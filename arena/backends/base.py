@@ -116,8 +116,13 @@ class BackendSpec(BaseModel):
     """Judges with verdict 'logprob': TIE when |P(FOR) - 0.5| is at most this."""
     top_logprobs: int = Field(10, ge=2, le=20)
     """Judges with verdict 'logprob': how many first-token alternatives to ask for."""
+    swap_check: bool = False
+    """Judges only: judge every debate twice with the speakers called Debater A and Debater B
+    instead of FOR and AGAINST, FOR being A the first time and B the second, to measure label
+    bias. The first verdict is stored under the judge's name and counts towards the debate's
+    winner; the second is stored under `<name>:swapped` and does not."""
 
-    JUDGE_ONLY: ClassVar[tuple[str, ...]] = ("verdict", "tie_margin", "top_logprobs")
+    JUDGE_ONLY: ClassVar[tuple[str, ...]] = ("verdict", "tie_margin", "top_logprobs", "swap_check")
     CONTESTANT_ONLY: ClassVar[tuple[str, ...]] = ("persona",)
 
     env_fields: ClassVar[tuple[str, ...]] = ()

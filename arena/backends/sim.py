@@ -13,6 +13,13 @@ skill / noise, which is what rating methods are validated against.
 Asked for logprobs (a judge with `verdict: logprob`), it answers with its P(FOR) as the first
 token's alternatives instead of drawing a winner.
 
+Shown a neutral-label transcript (a judge with `swap_check`: Debater A and Debater B instead of FOR
+and AGAINST), it compares the two debaters the same way and answers A, B or TIE (P(A) as
+logprobs). FOR opens every debate, so it knows which debater argued FOR (the speaker of turn 1) and
+applies its side bias to that one; its `letter_bias` favours whoever is called A. An unbiased judge
+therefore gives the same verdict distribution whichever letter FOR gets, and a letter-biased one
+does not: the label bias that swap-check judging measures.
+
 Everything is deterministic given the tournament seed and the request: the random draws for a call
 come from a hash of (seed, model name, messages). Injected failures are drawn per attempt, so a
 retried call can succeed.
@@ -34,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
 from arena.errors import BackendError
 from arena.ids import content_id, request_hash
-from arena.transcript import split_transcript
+from arena.transcript import LETTERS, debater_label, split_transcript
 
 STRENGTH_TAG = re.compile(r"\[strength ([+-]?\d+(?:\.\d+)?)\]")
 
@@ -125,9 +132,14 @@ class SimJudgeSpec(_SimCommon):
     """Added to FOR's advantage: > 0 favours FOR, < 0 favours AGAINST."""
     tie_band: float = Field(0.0, ge=0)
     """A noisy difference within +/- tie_band is judged a tie."""
+    letter_bias: float = 0.0
+    """With neutral labels (a judge with `swap_check`), added to Debater A's advantage, in the
+    units of `side_bias`: > 0 favours whoever is called A, < 0 whoever is called B."""
 
     def model_id(self) -> str | None:
-        return f"sim-judge/noise={self.noise:g},bias={self.side_bias:g}"
+        base = f"sim-judge/noise={self.noise:g},bias={self.side_bias:g}"
+        # Only when set, so that the ids of judges defined before it existed stay the same.
+        return f"{base},letter_bias={self.letter_bias:g}" if self.letter_bias else base
 
 
 def _pick_failure(rng: random.Random, failures: SimFailures) -> str | None:
@@ -227,12 +239,27 @@ class SimBackend(_SimBackend):
         return self._completion(messages, " ".join(parts), key)
 
 
+_NEUTRAL = tuple(debater_label(letter) for letter in LETTERS)
+
+
+def _means(turns: list[tuple[int, str, str]], speakers: tuple[str, ...]) -> list[float | None]:
+    found: dict[str, list[float]] = {speaker: [] for speaker in speakers}
+    for _, speaker, text in turns:
+        if speaker in found:
+            found[speaker].extend(float(x) for x in STRENGTH_TAG.findall(text))
+    return [(sum(v) / len(v) if v else None) for v in found.values()]
+
+
 def mean_strengths(transcript: str) -> dict[str, float | None]:
-    """The mean claim strength of each side in a transcript (None if a side made no claim)."""
-    found: dict[str, list[float]] = {"FOR": [], "AGAINST": []}
-    for _, side, text in split_transcript(transcript):
-        found[side].extend(float(x) for x in STRENGTH_TAG.findall(text))
-    return {side: (sum(v) / len(v) if v else None) for side, v in found.items()}
+    """The mean claim strength of each side in a transcript (None if a side made no claim); of
+    Debater A and Debater B instead in a neutral-label transcript."""
+    turns = split_transcript(transcript)
+    speakers = _NEUTRAL if turns and turns[0][1] in _NEUTRAL else ("FOR", "AGAINST")
+    return dict(zip(speakers, _means(turns, speakers), strict=True))
+
+
+def _signed(value: float | None) -> str:
+    return f"{value if value is not None else float('nan'):+.2f}"
 
 
 class SimJudgeBackend(_SimBackend):
@@ -250,17 +277,29 @@ class SimJudgeBackend(_SimBackend):
         if failure == "malformed":
             text = "Both sides argued well, but I lean towards the stronger case overall."
             return self._completion(messages, text, key)
-        transcript = "\n".join(m.content for m in messages if m.role == "user")
-        strengths = mean_strengths(transcript)
-        for_s, against_s = strengths["FOR"], strengths["AGAINST"]
+        turns = split_transcript("\n".join(m.content for m in messages if m.role == "user"))
         spec = self.spec
-        diff = (for_s or 0.0) - (against_s or 0.0) + spec.side_bias
+        if turns and turns[0][1] in _NEUTRAL:
+            first, second = _NEUTRAL
+            a_s, b_s = _means(turns, _NEUTRAL)
+            # FOR opens every debate: whoever speaks first argued FOR, and gets the side bias.
+            for_bias = spec.side_bias if turns[0][1] == first else -spec.side_bias
+            diff = (a_s or 0.0) - (b_s or 0.0) + for_bias + spec.letter_bias
+            answers = LETTERS
+            rationale = f"Mean evidence strength {first} {_signed(a_s)}, {second} {_signed(b_s)}."
+        else:
+            for_s, against_s = _means(turns, ("FOR", "AGAINST"))
+            diff = (for_s or 0.0) - (against_s or 0.0) + spec.side_bias
+            answers = ("FOR", "AGAINST")
+            rationale = (
+                f"Mean evidence strength FOR {_signed(for_s)}, AGAINST {_signed(against_s)}."
+            )
         if settings.top_logprobs:
-            # A logprob judge: report P(FOR) itself, the probability the noisy judge would say FOR.
+            # A logprob judge: report the probability that the noisy judge would name the first.
             scaled = diff / spec.noise if spec.noise > 0 else math.copysign(50.0, diff)
-            p_for = min(max(1 / (1 + math.exp(-max(min(scaled, 50.0), -50.0))), 1e-12), 1 - 1e-12)
+            p_first = min(max(1 / (1 + math.exp(-max(min(scaled, 50.0), -50.0))), 1e-12), 1 - 1e-12)
             alternatives = sorted(
-                [("FOR", math.log(p_for)), ("AGAINST", math.log(1 - p_for))],
+                [(answers[0], math.log(p_first)), (answers[1], math.log(1 - p_first))],
                 key=lambda item: -item[1],
             )
             completion = self._completion(messages, alternatives[0][0], key)
@@ -269,10 +308,6 @@ class SimJudgeBackend(_SimBackend):
         if spec.noise > 0:
             u = min(max(rng.random(), 1e-12), 1 - 1e-12)
             diff += spec.noise * math.log(u / (1 - u))  # logistic(0, noise) draw
-        winner = "TIE" if abs(diff) <= spec.tie_band else ("FOR" if diff > 0 else "AGAINST")
-        rationale = (
-            f"Mean evidence strength FOR {for_s if for_s is not None else float('nan'):+.2f}, "
-            f"AGAINST {against_s if against_s is not None else float('nan'):+.2f}."
-        )
+        winner = "TIE" if abs(diff) <= spec.tie_band else (answers[0] if diff > 0 else answers[1])
         text = json.dumps({"winner": winner, "rationale": rationale})
         return self._completion(messages, text, key)

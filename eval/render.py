@@ -1,0 +1,288 @@
+"""`arena rank`'s outputs, all rendered from one report dict (`eval.leaderboard.build_report`):
+a rich terminal table, Markdown, and a self-contained HTML page with inline SVG figures.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+from rich.console import Console
+from rich.table import Table
+
+from eval import svg
+
+
+def _num(value: Any, fmt: str = "{:.0f}") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return fmt.format(value)
+
+
+def _ci(row: dict[str, Any], fmt: str = "{:.0f}") -> str:
+    return f"{_num(row['lower'], fmt)} to {_num(row['upper'], fmt)}"
+
+
+def _side_line(report: dict[str, Any]) -> str:
+    side = report["side_advantage"]
+    who = "majority verdicts" if report["judge"] == "majority" else f"judge {report['judge']}"
+    head = f"{report['battles']} battles ({who}), {report['method']}"
+    if side is None:
+        return head + "; Elo ignores the FOR-side advantage"
+    return (
+        f"{head}; FOR-side advantage {_num(side['for_advantage'], '{:+.0f}')} Elo "
+        f"(95% CI {_num(side['lower'], '{:+.0f}')} to {_num(side['upper'], '{:+.0f}')})"
+    )
+
+
+def _cycles_line(report: dict[str, Any]) -> str:
+    found = report["graph"]["cycles"]
+    if not found:
+        return "No intransitive cycles in the majority-win graph."
+    shown = "; ".join(
+        " > ".join([*c["models"], c["models"][0]])
+        + f" ({', '.join(str(d) for d in c['debates'])} debates)"
+        for c in found[:5]
+    )
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    return f"Intransitive cycles: {shown}{more}."
+
+
+def terminal(report: dict[str, Any], console: Console) -> None:
+    """The rich table, per-judge ratings and a judge-quality summary."""
+    table = Table("rank", "model", "rating", "95% CI", "debates", "win rate", title="Leaderboard")
+    for m in report["models"]:
+        table.add_row(
+            str(m["rank"]),
+            m["model"],
+            _num(m["rating"]),
+            _ci(m),
+            str(m["debates"]),
+            _num(m["win_rate"], "{:.3f}"),
+        )
+    console.print(table)
+    console.print(_side_line(report), highlight=False)
+    if len(report["per_judge"]) > 1 or (
+        report["per_judge"] and report["judge"] not in report["per_judge"]
+    ):
+        judges = list(report["per_judge"])
+        per = Table("model", "main", *judges, title="Ratings per judge")
+        by_judge = {j: {m["model"]: m for m in t["models"]} for j, t in report["per_judge"].items()}
+        for m in report["models"]:
+            cells = [_num(by_judge[j].get(m["model"], {}).get("rating")) for j in judges]
+            per.add_row(m["model"], _num(m["rating"]), *cells)
+        console.print(per)
+    quality = report["judges"]
+    if quality["per_judge"]:
+        jt = Table(
+            "judge", "verdicts", "invalid", "FOR win rate (95% CI)", "verbosity r", title="Judges"
+        )
+        for j in quality["per_judge"]:
+            flag = " biased" if j["side_biased"] else ""
+            jt.add_row(
+                j["judge"],
+                str(j["verdicts"]),
+                _num(j["invalid_rate"], "{:.1%}"),
+                f"{_num(j['for_rate'], '{:.3f}')} ({_num(j['for_lower'], '{:.3f}')} to "
+                f"{_num(j['for_upper'], '{:.3f}')}){flag}",
+                _num(j["verbosity_r"], "{:+.3f}"),
+            )
+        console.print(jt)
+        agreement = quality["agreement"]
+        if agreement["statistic"]:
+            name = "Cohen's" if agreement["statistic"] == "cohen" else "Fleiss'"
+            console.print(
+                f"Judge agreement: {name} kappa {_num(agreement['kappa'], '{:.3f}')} over "
+                f"{agreement['debates']} debates",
+                highlight=False,
+            )
+        for s in quality["swap"]:
+            console.print(
+                f"Swap consistency of {s['judge']}: {_num(s['agreement'], '{:.1%}')} of "
+                f"{s['n']} debates, kappa {_num(s['kappa'], '{:.3f}')}",
+                highlight=False,
+            )
+    console.print(_cycles_line(report), highlight=False)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as GitHub-flavoured Markdown."""
+    out = [
+        "# Leaderboard",
+        "",
+        _md_table(
+            ["rank", "model", "rating", "95% CI", "debates", "win rate"],
+            [
+                [
+                    str(m["rank"]),
+                    m["model"],
+                    _num(m["rating"]),
+                    _ci(m),
+                    str(m["debates"]),
+                    _num(m["win_rate"], "{:.3f}"),
+                ]
+                for m in report["models"]
+            ],
+        ),
+        "",
+        _side_line(report) + ".",
+        "",
+    ]
+    if report["per_judge"]:
+        judges = list(report["per_judge"])
+        by_judge = {j: {m["model"]: m for m in t["models"]} for j, t in report["per_judge"].items()}
+        rows = []
+        for m in report["models"]:
+            cells = []
+            for j in judges:
+                r = by_judge[j].get(m["model"])
+                cells.append(f"{_num(r['rating'])} ({_ci(r)})" if r else "n/a")
+            rows.append([m["model"], f"{_num(m['rating'])} ({_ci(m)})", *cells])
+        out += ["## Ratings per judge", "", _md_table(["model", "main", *judges], rows), ""]
+    quality = report["judges"]
+    if quality["per_judge"]:
+        out += [
+            "## Judges",
+            "",
+            _md_table(
+                [
+                    "judge",
+                    "verdicts",
+                    "invalid",
+                    "ties",
+                    "FOR win rate",
+                    "95% CI",
+                    "verbosity r",
+                    "longer side won",
+                ],
+                [
+                    [
+                        j["judge"],
+                        str(j["verdicts"]),
+                        _num(j["invalid_rate"], "{:.1%}"),
+                        str(j["ties"]),
+                        _num(j["for_rate"], "{:.3f}") + (" (biased)" if j["side_biased"] else ""),
+                        f"{_num(j['for_lower'], '{:.3f}')} to {_num(j['for_upper'], '{:.3f}')}",
+                        _num(j["verbosity_r"], "{:+.3f}"),
+                        _num(j["longer_side_won"], "{:.3f}"),
+                    ]
+                    for j in quality["per_judge"]
+                ],
+            ),
+            "",
+        ]
+        agreement = quality["agreement"]
+        if agreement["pairwise"]:
+            out += [
+                _md_table(
+                    ["judge", "judge", "Cohen's kappa", "debates"],
+                    [
+                        [p["a"], p["b"], _num(p["kappa"], "{:.3f}"), str(p["n"])]
+                        for p in agreement["pairwise"]
+                    ],
+                ),
+                "",
+            ]
+            if agreement["statistic"] == "fleiss":
+                out += [
+                    f"Fleiss' kappa over all judges: {_num(agreement['kappa'], '{:.3f}')} "
+                    f"({agreement['debates']} debates).",
+                    "",
+                ]
+        if quality["swap"]:
+            out += [
+                _md_table(
+                    ["judge", "same verdict when labels swapped", "kappa", "debates"],
+                    [
+                        [
+                            s["judge"],
+                            _num(s["agreement"], "{:.1%}"),
+                            _num(s["kappa"], "{:.3f}"),
+                            str(s["n"]),
+                        ]
+                        for s in quality["swap"]
+                    ],
+                ),
+                "",
+            ]
+    out += ["## Majority-win graph", "", _cycles_line(report), ""]
+    return "\n".join(out)
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("eval", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def figures(report: dict[str, Any]) -> dict[str, str]:
+    """The report's SVG figures by name."""
+    models = report["models"]
+    out = {
+        "ratings": svg.interval_chart(
+            [m["model"] for m in models],
+            [m["rating"] for m in models],
+            [m["lower"] for m in models],
+            [m["upper"] for m in models],
+            title=f"Rating ({report['method']}) with 95% bootstrap interval",
+        ),
+        "predicted": svg.heatmap(
+            report["matrices"]["models"],
+            report["matrices"]["predicted"],
+            "Predicted score, row vs column",
+        ),
+        "observed": svg.heatmap(
+            report["matrices"]["models"],
+            report["matrices"]["observed"],
+            "Observed score, row vs column",
+        ),
+        "timeline": svg.line_chart(
+            report["elo_over_time"]["battle"],
+            report["elo_over_time"]["ratings"],
+            f"Online Elo (K = {report['elo_over_time']['k']:g}) in debate order",
+            "battle",
+        ),
+    }
+    judged = [j for j in report["judges"]["per_judge"] if j["for_rate"] is not None]
+    if judged:
+        out["judges"] = svg.interval_chart(
+            [j["judge"] for j in judged],
+            [j["for_rate"] for j in judged],
+            [j["for_lower"] for j in judged],
+            [j["for_upper"] for j in judged],
+            colour=svg.JUDGE_COLOUR,
+            reference=0.5,
+            fmt="{:.2f}",
+            title="FOR-side win rate per judge (decisive verdicts, exact 95% CI)",
+        )
+    return out
+
+
+def html(report: dict[str, Any]) -> str:
+    """A self-contained HTML page: tables, inline SVG figures, no scripts or external files."""
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            report=report,
+            figures={k: Markup(v) for k, v in figures(report).items()},
+            side_line=_side_line(report),
+            cycles_line=_cycles_line(report),
+            num=_num,
+            ci=_ci,
+        )
+    )
