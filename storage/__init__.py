@@ -19,7 +19,13 @@ catalog), errors.
 
 from storage.errors import ReadOnlyQueryError, StoreBusyError, StoreError, WriteError
 from storage.query import QueryResult
-from storage.schema import Migration, TableInfo, apply_migrations, load_migrations
+from storage.schema import (
+    Migration,
+    TableInfo,
+    apply_migrations,
+    load_migrations,
+    pending_views,
+)
 from storage.sql import run_query
 from storage.store import Store
 from storage.writer import OnConflict, Writer
@@ -37,5 +43,6 @@ __all__ = [
     "Writer",
     "apply_migrations",
     "load_migrations",
+    "pending_views",
     "run_query",
 ]

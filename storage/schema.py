@@ -6,6 +6,11 @@ they work from an installed wheel. Each one runs in its own transaction together
 the previous version. A database whose recorded version is newer than the newest file here was
 written by a newer debate-arena; opening it is refused rather than guessed at.
 
+A reader cannot migrate a file it opens read-only, so a database last written by an older
+debate-arena lacks the views added since; `pending_views` gives the statements that create them
+as temporary views of the reader's connection (views only: a pending change to a table cannot be
+shown that way, and the file itself is migrated the next time a tournament opens it).
+
 `read_tables` reads the tables, columns and primary keys back from DuckDB's catalog; the writer
 uses it to validate rows and to build `ON CONFLICT (pk)` clauses.
 """
@@ -76,6 +81,35 @@ def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     """Versions recorded in `schema_migrations` (creating the table if it is missing)."""
     con.execute(_CREATE_MIGRATIONS_TABLE)
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+
+
+_CREATE_VIEW = re.compile(r"^\s*CREATE\s+(OR\s+REPLACE\s+)?VIEW\b", re.IGNORECASE)
+
+
+def pending_views(
+    con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration] | None = None
+) -> list[str]:
+    """`CREATE TEMP VIEW` statements for the views of migrations not applied to `con`'s file.
+
+    Reads only. Migrations that do anything but create views are skipped, and so is a database
+    without `schema_migrations` (not one of ours).
+    """
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+        " AND schema_name = 'main' AND table_name = 'schema_migrations'"
+    ).fetchall()[0][0]
+    if not exists:
+        return []
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    todo = load_migrations() if migrations is None else sorted(migrations, key=lambda m: m.version)
+    statements: list[str] = []
+    for migration in todo:
+        if migration.version in done:
+            continue
+        parsed = [s.query for s in con.extract_statements(migration.sql)]
+        if parsed and all(_CREATE_VIEW.match(q) for q in parsed):
+            statements += [_CREATE_VIEW.sub(r"CREATE \1TEMP VIEW", q, count=1) for q in parsed]
+    return statements
 
 
 def apply_migrations(

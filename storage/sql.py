@@ -7,8 +7,10 @@ The path a query takes:
 3. If `<db>.live.json` names a running process, the query goes to its live server over the Unix
    socket (storage/live.py), since DuckDB lets no other process open the file meanwhile.
 4. Otherwise, or if the live server has gone (the tournament is finishing), the file is opened
-   `read_only=True`. While the lock is still held (a tournament opening or closing), this is
-   retried for a few seconds, then StoreBusyError names the holder.
+   `read_only=True`; views added by migrations the file has not had yet are created as temporary
+   views first (`storage.schema.pending_views`), so a reader sees the same names either way.
+   While the lock is still held (a tournament opening or closing), this is retried for a few
+   seconds, then StoreBusyError names the holder.
 
 Both paths return the same JSON-safe values (storage/query.py).
 """
@@ -23,6 +25,7 @@ import duckdb
 from storage.errors import StoreError, first_line
 from storage.live import LiveInfo, LiveUnavailable, query_live, read_live_info
 from storage.query import QueryResult, check_read_only, execute_read_query
+from storage.schema import pending_views
 from storage.store import busy_error, is_lock_error, open_store_at, resolve_db_path
 
 LOCK_WAIT_S = 3.0
@@ -77,6 +80,11 @@ def _query_file(db: os.PathLike[str], sql: str) -> QueryResult:
             raise _FileLocked(str(exc)) from None
         raise StoreError(f"cannot open {os.fspath(db)}: {first_line(str(exc))}") from None
     try:
+        try:
+            for statement in pending_views(con):
+                con.execute(statement)
+        except duckdb.Error:
+            pass  # a file we cannot read the migrations of: the query will say what is wrong
         return execute_read_query(con, sql)
     finally:
         con.close()

@@ -19,7 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arena.debate import Transcript, role_of, side_of
-from pairing import PAIR_COLUMNS, PairOptions, derive_pairs, prompt_messages, write_pairs
+from arena.errors import UserError
+from pairing import (
+    PAIR_COLUMNS,
+    PairOptions,
+    check_names,
+    derive_pairs,
+    prompt_messages,
+    write_pairs,
+)
 from storage import Store
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
@@ -43,7 +51,15 @@ def motion(topic_id: str) -> str:
     return f"This house supports {topic_id}."
 
 
-def fill(store: Store, debates: Sequence[D], max_tokens: int = 200) -> None:
+def fill(
+    store: Store,
+    debates: Sequence[D],
+    max_tokens: int = 200,
+    personas: dict[str, str] | None = None,
+    verdicts: dict[str, list[str | None]] | None = None,
+) -> None:
+    """Write `debates` to `store`: runs, topics, contestants (with `personas`), debates, turns,
+    and `verdicts` (debate id -> one winner per judge j0, j1, ...; None for an invalid one)."""
     runs = {d.run_id for d in debates}
     store.insert_rows(
         "runs",
@@ -70,6 +86,37 @@ def fill(store: Store, debates: Sequence[D], max_tokens: int = 200) -> None:
         [
             {"run_id": r, "topic_id": t, "motion": motion(t)}
             for r, t in sorted({(d.run_id, d.topic_id) for d in debates})
+        ],
+    )
+    contestants = sorted({(d.run_id, m) for d in debates for m in (d.for_model, d.against_model)})
+    store.insert_rows(
+        "models",
+        [
+            {
+                "run_id": r,
+                "role": "contestant",
+                "name": m,
+                "backend": "sim",
+                "params": "{}",
+                "spec": json.dumps({"name": m, "persona": (personas or {}).get(m)}),
+            }
+            for r, m in contestants
+        ],
+    )
+    store.insert_rows(
+        "verdicts",
+        [
+            {
+                "debate_id": debate_id,
+                "judge": f"j{i}",
+                "winner": winner,
+                "valid": winner is not None,
+                "repaired": False,
+                "raw_text": str(winner),
+                "created_at": NOW,
+            }
+            for debate_id, winners in (verdicts or {}).items()
+            for i, winner in enumerate(winners)
         ],
     )
     store.insert_rows(
@@ -276,19 +323,42 @@ def test_prompt_is_the_task_without_the_transcript(store: Store) -> None:
     assert "closing" in closing["prompt"][1]["content"]
 
 
+def in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in derive_pairs' order (files are written in no particular order)."""
+    return sorted(
+        rows,
+        key=lambda r: (
+            r["topic_id"],
+            r["side"],
+            r["turn_index"],
+            r["chosen_debate_id"],
+            r["rejected_debate_id"],
+        ),
+    )
+
+
 def test_write_parquet_and_jsonl(store: Store, tmp_path: Path) -> None:
     fill(store, BASIC)
     expected = derive_pairs(store)
-    assert write_pairs(store, tmp_path / "out" / "pairs.parquet") == 4
-    assert write_pairs(store, tmp_path / "pairs.jsonl", format="jsonl") == 4
+    written = write_pairs(store, tmp_path / "out" / "pairs.parquet")
+    assert written.total == 4
+    assert written.by("split") == {"train": 4}
+    assert written.by("chosen_model") == {"A": 3, "C": 1}
+    assert written.by("turn_index") == {1: 2, 2: 2}
+    assert write_pairs(store, tmp_path / "pairs.jsonl", format="jsonl").total == 4
+    # the connection's settings are as they were, and no temporary table is left
+    assert store.read(
+        "SELECT current_setting('preserve_insertion_order'), current_setting('disabled_optimizers')"
+    ) == [(True, "")]
+    assert store.read("SELECT count(*) FROM duckdb_tables() WHERE temporary") == [(0,)]
     with duckdb.connect() as con:
         got = con.execute(f"SELECT * FROM '{tmp_path / 'out' / 'pairs.parquet'}'").fetchall()
         cols = [c[0] for c in con.description or []]
     assert cols == list(PAIR_COLUMNS)
-    assert [dict(zip(cols, row, strict=True)) for row in got] == expected
+    assert in_order([dict(zip(cols, row, strict=True)) for row in got]) == expected
     lines = (tmp_path / "pairs.jsonl").read_text().splitlines()
-    assert [json.loads(line) for line in lines] == expected
-    assert write_pairs(store, tmp_path / "none.parquet", PairOptions(run_id="nope")) == 0
+    assert in_order([json.loads(line) for line in lines]) == expected
+    assert write_pairs(store, tmp_path / "none.parquet", PairOptions(run_id="nope")).total == 0
     with duckdb.connect() as con:
         assert con.execute(f"SELECT count(*) FROM '{tmp_path / 'none.parquet'}'").fetchall() == [
             (0,)
@@ -304,7 +374,166 @@ def test_plain_duckdb_connection(tmp_path: Path) -> None:
         expected = derive_pairs(s)
     with duckdb.connect(str(db), read_only=True) as con:
         assert derive_pairs(con) == expected
-        assert write_pairs(con, tmp_path / "p.parquet") == 4
+        assert write_pairs(con, tmp_path / "p.parquet").total == 4
+
+
+def test_long_texts_are_compared_exactly_beyond_their_fingerprints(store: Store) -> None:
+    base = " ".join(f"word{i}" for i in range(80))  # 549 characters
+    spaced = base.replace("word40 ", "word40 \n\n\t  ")  # the same but for whitespace
+    middle = base.replace("word40", "WORD40")  # the same ends, another middle
+    padded = " " * 200 + base  # no fingerprint from its first 128 characters
+    longer = base + " and more"  # another end
+    fill(
+        store,
+        [
+            D("d1", "A", "B", "FOR", texts=[base, "x1"]),
+            D("d2", "B", "A", "AGAINST", texts=[spaced, "x2"]),
+            D("d3", "C", "B", "AGAINST", texts=[middle, "x3"]),
+            D("d4", "C", "A", "AGAINST", texts=[padded, "x4"]),
+            D("d5", "B", "C", "AGAINST", texts=[longer, "x5"]),
+        ],
+    )
+    rows = derive_pairs(store)
+    # FOR 1: d1 against d2 (equal once normalised) and d4 (likewise) dropped; d3 and d5 kept.
+    # AGAINST 2: d2..d5 won, d1 lost, all texts differ.
+    assert ids(rows) == {
+        ("d1", "d3"),
+        ("d1", "d5"),
+        ("d2", "d1"),
+        ("d3", "d1"),
+        ("d4", "d1"),
+        ("d5", "d1"),
+    }
+
+
+# Four debates, three judges each (None: an invalid verdict), majorities as debates.winner.
+VOTED = [
+    D("d1", "A", "B", "FOR"),  # FOR, FOR, FOR: 3 of 3
+    D("d2", "B", "A", "AGAINST"),  # AGAINST, AGAINST, invalid: 2 of 2 valid
+    D("d3", "C", "B", "FOR"),  # FOR, AGAINST, FOR: 2 of 3
+    D("d4", "A", "C", "AGAINST"),  # AGAINST, TIE, AGAINST: 2 of 3 (a tie is a valid verdict)
+]
+VOTES: dict[str, list[str | None]] = {
+    "d1": ["FOR", "FOR", "FOR"],
+    "d2": ["AGAINST", "AGAINST", None],
+    "d3": ["FOR", "AGAINST", "FOR"],
+    "d4": ["AGAINST", "TIE", "AGAINST"],
+}
+
+
+def test_outcomes_by_one_judge(store: Store) -> None:
+    fill(store, VOTED, verdicts=VOTES)
+    # majority: FOR 1 won d1, d3, lost d2, d4; AGAINST 2 won d2, d4, lost d1, d3
+    assert len(derive_pairs(store)) == 8
+    # j1: d1 FOR, d2 AGAINST, d3 AGAINST (against the majority), d4 TIE (no outcome)
+    assert ids(derive_pairs(store, PairOptions(judge="j1"))) == {
+        ("d1", "d2"),
+        ("d1", "d3"),
+        ("d2", "d1"),
+        ("d3", "d1"),
+    }
+    # j2: d2 invalid (no outcome), d1 and d3 FOR, d4 AGAINST
+    assert ids(derive_pairs(store, PairOptions(judge="j2"))) == {
+        ("d1", "d4"),
+        ("d3", "d4"),
+        ("d4", "d1"),
+        ("d4", "d3"),
+    }
+    assert derive_pairs(store, PairOptions(judge="nobody")) == []
+
+
+def test_minimum_agreement_of_valid_verdicts(store: Store) -> None:
+    fill(store, VOTED, verdicts=VOTES)
+    unanimous = {("d1", "d2"), ("d2", "d1")}
+    assert ids(derive_pairs(store, PairOptions(min_agreement=0.9))) == unanimous
+    assert ids(derive_pairs(store, PairOptions(min_agreement=1.0))) == unanimous
+    assert ids(derive_pairs(store, PairOptions(min_agreement=0.667))) == unanimous
+    assert len(derive_pairs(store, PairOptions(min_agreement=0.6667))) == 8  # two thirds
+    assert len(derive_pairs(store, PairOptions(min_agreement=0.0))) == 8
+    # with a judge, the share is of that judge's winner: j1 says AGAINST in d3, 1 vote of 3
+    both = PairOptions(judge="j1", min_agreement=0.9)
+    assert ids(derive_pairs(store, both)) == unanimous
+
+
+def test_transcript_context_is_the_chosen_speakers_chat(store: Store) -> None:
+    texts = {
+        "d1": ["A opens.", "B opens.", "A rebuts.", "B closes."],
+        "d2": ["B opens.  ", "A opens!", "B rebuts.", "A closes."],
+    }
+    debates = [
+        D("d1", "A", "B", "FOR", turns=4, texts=texts["d1"]),
+        D("d2", "B", "A", "AGAINST", turns=4, texts=texts["d2"]),
+    ]
+    personas = {"A": "a calm analyst"}
+    fill(store, debates, personas=personas)
+    rows = derive_pairs(store, PairOptions(context="transcript"))
+    plain = derive_pairs(store)
+    assert [{k: v for k, v in r.items() if k != "prompt"} for r in rows] == [
+        {k: v for k, v in r.items() if k != "prompt"} for r in plain
+    ]
+    assert len(rows) == 4  # A won both: its turns are chosen, B's rejected
+    by_id = {d.debate_id: d for d in debates}
+    for r in rows:
+        d = by_id[r["chosen_debate_id"]]
+        replay = Transcript(
+            motion("t1"),
+            4,
+            200,
+            {"FOR": personas.get(d.for_model), "AGAINST": personas.get(d.against_model)},
+        )
+        for i in range(1, r["turn_index"]):
+            replay.prompt_for(i)
+            replay.add(i, texts[d.debate_id][i - 1])
+        assert r["prompt"] == [m.as_dict() for m in replay.prompt_for(r["turn_index"])]
+    third = next(r for r in rows if r["turn_index"] == 3)
+    assert [m["role"] for m in third["prompt"]] == ["system", "user", "assistant", "user"]
+    assert "a calm analyst" in third["prompt"][0]["content"]
+    assert third["prompt"][2]["content"] == "A opens."
+    assert "B opens." in third["prompt"][3]["content"]
+    assert "B rebuts." not in json.dumps(third["prompt"])  # nothing from the rejected debate
+
+
+def test_pairs_view_is_the_unfiltered_rule(store: Store) -> None:
+    fill(store, [*BASIC, D("d6", "C", "A", "AGAINST", texts=["d1 says 1", "x"])])
+    rows = derive_pairs(store)
+    assert len(rows) == 7  # 8 candidates; d6's opening repeats d1's: (d1, d6) is dropped
+    view = store.read(
+        "SELECT chosen_debate_id, rejected_debate_id, turn_index, chosen_model, rejected_model,"
+        " chosen_text, rejected_text, role FROM pairs"
+    )
+    expected = [
+        (
+            r["chosen_debate_id"],
+            r["rejected_debate_id"],
+            r["turn_index"],
+            r["chosen_model"],
+            r["rejected_model"],
+            r["chosen"][0]["content"],
+            r["rejected"][0]["content"],
+            "opening",
+        )
+        for r in rows
+    ]
+    assert sorted(view) == sorted(expected)
+
+
+def test_names_are_checked(store: Store) -> None:
+    fill(store, VOTED, verdicts=VOTES)
+    check_names(
+        store, PairOptions(run_id="r1", chosen_models=["A"], judge="j0", test_topics=["t1"])
+    )
+    for options, message in [
+        (PairOptions(chosen_models=["A", "Z"]), "no model named 'Z'"),
+        (
+            PairOptions(rejected_models=["Q"]),
+            r"no model named 'Q' in the database \(models: A, B, C\)",
+        ),
+        (PairOptions(judge="j9"), r"no judge named 'j9'.*j0, j1, j2"),
+        (PairOptions(run_id="r2"), "no run named 'r2'"),
+        (PairOptions(test_topics=["t1", "t7"]), "no topic named 't7'"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            check_names(store, options)
 
 
 # --- property test: small random tournaments against a plain-Python reference ------------------
@@ -357,6 +586,7 @@ def test_property_pairs_follow_the_rule(
             fill(store, debates)
         rows = derive_pairs(store, PairOptions(test_fraction=fraction, seed=seed))
         capped = derive_pairs(store, PairOptions(max_per_key=2, seed=seed))
+        view = set(store.read("SELECT chosen_debate_id, rejected_debate_id, turn_index FROM pairs"))
     per_key = Counter((r["topic_id"], r["side"], r["turn_index"]) for r in rows)
     capped_per_key = Counter((r["topic_id"], r["side"], r["turn_index"]) for r in capped)
     assert capped_per_key == Counter({k: min(n, 2) for k, n in per_key.items()})
@@ -372,7 +602,7 @@ def test_property_pairs_follow_the_rule(
         assert r["rejected"][0]["content"] == lost.texts[i - 1]
         got.add((won.debate_id, lost.debate_id, i))
     assert len(got) == len(rows)
-    assert got == reference_pairs(debates)
+    assert got == reference_pairs(debates) == view
     test = {r["topic_id"] for r in rows if r["split"] == "test"}
     train = {r["topic_id"] for r in rows if r["split"] == "train"}
     assert not test & train

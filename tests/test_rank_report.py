@@ -247,7 +247,13 @@ def test_filters_select_exactly_their_debates(tmp_path: Path) -> None:
     result = run_arena("rank", "--db", db, "--topic", "t1", "--topic", "t3", "-f", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["battles"] == 5
-    for flag, value in (("--topic", "t9"), ("--category", "law"), ("--judge", "nobody")):
+    for flag, value in (
+        ("--topic", "t9"),
+        ("--category", "law"),
+        ("--judge", "nobody"),
+        ("--anchor", "Z"),
+        ("--run", "r9"),
+    ):
         bad = run_arena("rank", "--db", db, flag, value)
         assert bad.returncode == 2 and bad.stdout == "", bad
         assert bad.stderr.startswith(f"error: {flag}: no ") and len(bad.stderr.splitlines()) == 1

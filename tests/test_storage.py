@@ -30,6 +30,7 @@ from storage import (
     WriteError,
     apply_migrations,
     load_migrations,
+    pending_views,
     run_query,
 )
 from storage.live import live_info_path, query_live, read_live_info
@@ -95,6 +96,23 @@ EXPECTED_SCHEMA: dict[str, list[tuple[str, str]]] = {
         ("config", "JSON"),
         ("command", "VARCHAR"),
         ("arena_version", "VARCHAR"),
+    ],
+    "pairs": [  # a view (0002_pairs_view.sql)
+        ("topic_id", "VARCHAR"),
+        ("side", "VARCHAR"),
+        ("turn_index", "INTEGER"),
+        ("role", "VARCHAR"),
+        ("motion", "VARCHAR"),
+        ("turns", "INTEGER"),
+        ("max_tokens", "INTEGER"),
+        ("chosen_model", "VARCHAR"),
+        ("rejected_model", "VARCHAR"),
+        ("chosen_debate_id", "VARCHAR"),
+        ("rejected_debate_id", "VARCHAR"),
+        ("chosen_run_id", "VARCHAR"),
+        ("rejected_run_id", "VARCHAR"),
+        ("chosen_text", "VARCHAR"),
+        ("rejected_text", "VARCHAR"),
     ],
     "schema_migrations": [
         ("version", "INTEGER"),
@@ -219,7 +237,7 @@ def store(db: Path) -> Iterator[Store]:
 
 
 def test_shipped_migrations_are_numbered_files() -> None:
-    assert [(m.version, m.name) for m in load_migrations()] == [(1, "initial")]
+    assert [(m.version, m.name) for m in load_migrations()] == [(1, "initial"), (2, "pairs_view")]
 
 
 def test_open_creates_exactly_the_documented_schema(db: Path) -> None:
@@ -233,8 +251,9 @@ def test_open_creates_exactly_the_documented_schema(db: Path) -> None:
             """
         ).fetchall()
         assert dict(keys) == EXPECTED_PRIMARY_KEYS
-        assert con.execute("SELECT version, name FROM schema_migrations").fetchall() == [
-            (1, "initial")
+        assert con.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall() == [
+            (1, "initial"),
+            (2, "pairs_view"),
         ]
 
 
@@ -251,29 +270,74 @@ def test_reopening_applies_nothing_twice(db: Path) -> None:
 
 def test_a_new_migration_is_applied_once_and_a_newer_database_is_refused(db: Path) -> None:
     Store.open(db).close()
-    extra = Migration(2, "extra", "CREATE TABLE extra (a INTEGER);")
+    extra = Migration(3, "extra", "CREATE TABLE extra (a INTEGER);")
     with duckdb.connect(str(db)) as con:
         assert apply_migrations(con, [*load_migrations(), extra]) == [extra]
         assert apply_migrations(con, [*load_migrations(), extra]) == []
         assert con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall() == [
             (1,),
             (2,),
+            (3,),
         ]
-    with pytest.raises(StoreError, match="schema version 2, newer than"):
+    with pytest.raises(StoreError, match="schema version 3, newer than"):
         Store.open(db)
-    with pytest.raises(StoreError, match="schema version 2"):  # not "already open": released
+    with pytest.raises(StoreError, match="schema version 3"):  # not "already open": released
         Store.open(db)
 
 
 def test_a_failing_migration_leaves_no_trace(db: Path) -> None:
-    broken = Migration(2, "broken", "CREATE TABLE half (a INTEGER); SELECT * FROM nowhere;")
+    broken = Migration(3, "broken", "CREATE TABLE half (a INTEGER); SELECT * FROM nowhere;")
     Store.open(db).close()
     with duckdb.connect(str(db)) as con:
-        with pytest.raises(StoreError, match="migration 0002_broken failed"):
+        with pytest.raises(StoreError, match="migration 0003_broken failed"):
             apply_migrations(con, [*load_migrations(), broken])
-        assert con.execute("SELECT max(version) FROM schema_migrations").fetchall() == [(1,)]
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchall() == [(2,)]
         tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         assert "half" not in tables
+
+
+def _views(db: Path) -> list[tuple[str, bool]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            "SELECT view_name, temporary FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+        ).fetchall()
+
+
+def test_a_file_from_before_a_view_shows_it_to_readers_and_gets_it_on_open(db: Path) -> None:
+    Store.open(db).close()
+    with duckdb.connect(str(db)) as con:  # as debate-arena left it before 0002 existed
+        con.execute("DROP VIEW pairs")
+        con.execute("DELETE FROM schema_migrations WHERE version = 2")
+    assert _views(db) == []
+    # a read-only reader sees the view (a temporary one) and writes nothing
+    assert run_query(db, "SELECT count(*) FROM pairs").rows == [(0,)]
+    assert run_query(db, "DESCRIBE pairs").rows[0][:2] == ("topic_id", "VARCHAR")
+    assert _views(db) == []
+    with Store.open(db) as store:  # a writer migrates the file
+        assert store.read("SELECT version FROM schema_migrations ORDER BY 1") == [(1,), (2,)]
+    assert _views(db) == [("pairs", False)]
+
+
+def test_pending_views_are_only_views_not_yet_applied(db: Path) -> None:
+    Store.open(db).close()
+    table = Migration(3, "table", "CREATE TABLE extra (a INTEGER);")
+    views = Migration(
+        4,
+        "views",
+        "-- two views\nCREATE VIEW v AS SELECT 1 AS a; create or replace view w AS SELECT 2;",
+    )
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert pending_views(con) == []
+        statements = pending_views(con, [*load_migrations(), table, views])
+        assert [s.split(" AS")[0] for s in statements] == [
+            "CREATE TEMP VIEW v",
+            "CREATE or replace TEMP VIEW w",
+        ]
+        for statement in statements:
+            con.execute(statement)
+        assert con.execute("SELECT * FROM v, w").fetchall() == [(1, 2)]
+    with duckdb.connect() as con:  # not one of ours: nothing to add
+        assert pending_views(con) == []
 
 
 # --- the writer ------------------------------------------------------------------------------

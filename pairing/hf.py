@@ -1,0 +1,117 @@
+"""Pairs as a `datasets` DatasetDict on disk, which TRL's DPOTrainer reads as it is.
+
+    from datasets import load_from_disk
+    from trl import DPOConfig, DPOTrainer
+
+    pairs = load_from_disk("pairs/")          # DatasetDict with "train" and "test"
+    DPOTrainer(model, args=DPOConfig(...), train_dataset=pairs["train"],
+               eval_dataset=pairs["test"], processing_class=tokenizer)
+
+The rows are those of `write_pairs` (pairing/pairs.py): `prompt` a list of chat messages, `chosen`
+and `rejected` one assistant message each (TRL's conversational preference format), then the
+metadata columns. DuckDB writes each split to Parquet in a scratch folder beside the target;
+`datasets` converts them to Arrow (without touching the Hugging Face Hub) and `save_to_disk`
+writes the DatasetDict; the scratch folder is removed. A split with no pairs is an empty
+dataset with the same columns.
+
+`datasets` is optional (the `train` extra) and imported only here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from arena.errors import UserError
+from pairing.pairs import (
+    PAIR_COLUMNS,
+    Connection,
+    PairOptions,
+    WrittenPairs,
+    copy_pairs,
+    pair_counts,
+    selected_pairs,
+)
+
+SPLITS = ("train", "test")
+INSTALL_HINT = "pip install 'debate-arena[train]'"
+
+
+def import_datasets() -> Any:
+    """The `datasets` module, or a UserError that says which extra to install."""
+    try:
+        import datasets
+    except ImportError:
+        raise UserError(
+            f"--format hf needs the datasets package, which is not installed: {INSTALL_HINT}"
+        ) from None
+    return datasets
+
+
+def features(datasets: Any) -> Any:
+    """The column types of a pairs dataset, so that every split has them even when empty."""
+    message = {"role": datasets.Value("string"), "content": datasets.Value("string")}
+    types: dict[str, Any] = {name: datasets.Value("string") for name in PAIR_COLUMNS}
+    types.update(
+        prompt=datasets.List(message),
+        chosen=datasets.List(message),
+        rejected=datasets.List(message),
+        turn_index=datasets.Value("int32"),
+    )
+    return datasets.Features({name: types[name] for name in PAIR_COLUMNS})
+
+
+def check_target(target: Path) -> None:
+    """Refuse to replace anything but an earlier DatasetDict (a folder with dataset_dict.json)."""
+    if target.is_file() or (
+        target.is_dir() and any(target.iterdir()) and not (target / "dataset_dict.json").is_file()
+    ):
+        raise UserError(
+            f"{target} exists and is not a dataset written by arena pairs; "
+            "give --out a new folder (or an earlier --format hf output, which is replaced)"
+        )
+
+
+def write_dataset_dict(source: Connection, target: Path, options: PairOptions) -> WrittenPairs:
+    """Write the pairs of `options` as a DatasetDict (train, test) saved to the folder `target`."""
+    datasets = import_datasets()
+    check_target(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    progress = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as scratch,
+            selected_pairs(source, options) as selected,
+        ):
+            parquet = Path(scratch) / "parquet"
+            total = copy_pairs(
+                source, selected, parquet, options.context, "parquet", partition_by_split=True
+            )
+            counts = pair_counts(source, selected, total)
+            types = features(datasets)
+            splits = {}
+            for split in SPLITS:
+                files = sorted(str(p) for p in (parquet / f"split={split}").glob("*.parquet"))
+                splits[split] = (
+                    datasets.Dataset.from_parquet(
+                        files, features=types, cache_dir=str(Path(scratch) / "cache")
+                    )
+                    if files
+                    else datasets.Dataset.from_dict(
+                        {name: [] for name in PAIR_COLUMNS}, features=types
+                    )
+                )
+            staged = Path(scratch) / "dataset"
+            # an empty split saved with the default sharding has no shard and does not load
+            empty = {split: 1 for split, rows in splits.items() if rows.num_rows == 0}
+            datasets.DatasetDict(splits).save_to_disk(str(staged), num_shards=empty)
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.move(staged, target)
+    finally:
+        if progress:
+            datasets.enable_progress_bars()
+    return WrittenPairs(target, total, counts)
