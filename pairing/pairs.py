@@ -124,7 +124,8 @@ class PairOptions(BaseModel):
     None."""
     min_agreement: float | None = Field(default=None, ge=0.0, le=1.0)
     """Only debates whose winning side got at least this share of the valid verdicts (a TIE is
-    a valid verdict for neither side; a share given to 4 decimals passes: 0.6667 keeps 2 of 3)."""
+    a valid verdict for neither side; a share given to 4 decimals passes: 0.6667 keeps 2 of 3).
+    A swap-check judge's second verdict (`<judge>:swapped`) is not counted, as in the majority."""
     max_per_key: int | None = Field(default=None, ge=1)
     """At most this many pairs per (topic, side, turn) key, a seeded sample; all when None."""
     test_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -215,7 +216,7 @@ def candidates_query(options: PairOptions) -> tuple[str, dict[str, object]]:
         SELECT debate_id, count(*) AS valid_votes,
                count(*) FILTER (winner = 'FOR') AS for_votes,
                count(*) FILTER (winner = 'AGAINST') AS against_votes
-        FROM verdicts WHERE valid GROUP BY debate_id
+        FROM verdicts WHERE valid AND NOT ends_with(judge, ':swapped') GROUP BY debate_id
     ) v ON v.debate_id = o.debate_id"""
         # a share given to 4 decimals passes: 2 of 3 meets 0.6667 (but not 0.667)
         agreement = """AND (CASE o.winner WHEN 'FOR' THEN v.for_votes ELSE v.against_votes END)

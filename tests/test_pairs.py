@@ -453,6 +453,22 @@ def test_minimum_agreement_of_valid_verdicts(store: Store) -> None:
     # with a judge, the share is of that judge's winner: j1 says AGAINST in d3, 1 vote of 3
     both = PairOptions(judge="j1", min_agreement=0.9)
     assert ids(derive_pairs(store, both)) == unanimous
+    # a swap-check judge's second verdict does not vote: d1 stays unanimous
+    store.insert_rows(
+        "verdicts",
+        [
+            {
+                "debate_id": "d1",
+                "judge": "j0:swapped",
+                "winner": "AGAINST",
+                "valid": True,
+                "repaired": False,
+                "raw_text": "B",
+                "created_at": NOW,
+            }
+        ],
+    )
+    assert ids(derive_pairs(store, PairOptions(min_agreement=1.0))) == unanimous
 
 
 def test_transcript_context_is_the_chosen_speakers_chat(store: Store) -> None:
