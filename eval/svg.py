@@ -25,6 +25,16 @@ PALETTE = (
     "#e377c2",
     "#7f7f7f",
     "#bcbd22",
+    "#aec7e8",
+    "#ff9896",
+    "#98df8a",
+    "#c5b0d5",
+    "#ffbb78",
+    "#9edae5",
+    "#c49c94",
+    "#f7b6d2",
+    "#c7c7c7",
+    "#dbdb8d",
 )
 _LOW = (215, 48, 39)  # score 0: red
 _MID = (247, 247, 247)  # score 0.5
@@ -163,7 +173,8 @@ def line_chart(
     x: Sequence[int], series: dict[str, Sequence[float | None]], title: str, x_label: str
 ) -> str:
     """One line per series over a shared x axis, with a legend."""
-    width, height, left, right, top, bottom = 720, 320, 56, 160, 28, 40
+    width, left, right, top, bottom = 720, 56, 160, 28, 40
+    height = max(320, top + 16 * len(series) + bottom)  # room for the legend
     values = [v for s in series.values() for v in s if v is not None]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     pad = (hi - lo) * 0.05 or 10.0
