@@ -160,34 +160,15 @@ class Transcript:
         Debater `for_letter`, the AGAINST speaker the other letter, and the judge is asked which
         debater won (A, B or TIE; one letter with `logprob`).
         """
-        if for_letter is not None:
-            return self._letter_judge_messages(logprob, for_letter)
-        turns = [
-            {
-                "header": turn_header(i, side_of(i), role_of(i, self.turns)),
-                "text": text,
-            }
-            for i, text in enumerate(self.texts, start=1)
-        ]
-        return [
-            Message("system", _judge_system(logprob)),
-            Message(
-                "user",
-                render(
-                    "judge_user",
-                    motion=self.motion,
-                    transcript=turns,
-                    end_marker=END_OF_TRANSCRIPT,
-                    logprob=logprob,
-                ),
-            ),
-        ]
-
-    def _letter_judge_messages(self, logprob: bool, for_letter: str) -> list[Message]:
-        if for_letter not in LETTERS:
-            raise ValueError(f"for_letter must be one of {LETTERS}, not {for_letter!r}")
-        against_letter = LETTERS[1 - LETTERS.index(for_letter)]
-        labels = {"FOR": debater_label(for_letter), "AGAINST": debater_label(against_letter)}
+        if for_letter is None:
+            labels = {"FOR": "FOR", "AGAINST": "AGAINST"}
+            system, user = _judge_system(logprob), "judge_user"
+        else:
+            if for_letter not in LETTERS:
+                raise ValueError(f"for_letter must be one of {LETTERS}, not {for_letter!r}")
+            against_letter = LETTERS[1 - LETTERS.index(for_letter)]
+            labels = {"FOR": debater_label(for_letter), "AGAINST": debater_label(against_letter)}
+            system, user = _letter_judge_system(logprob), "judge_letters_user"
         turns = [
             {
                 "header": turn_header(i, labels[side_of(i)], role_of(i, self.turns)),
@@ -196,11 +177,11 @@ class Transcript:
             for i, text in enumerate(self.texts, start=1)
         ]
         return [
-            Message("system", _letter_judge_system(logprob)),
+            Message("system", system),
             Message(
                 "user",
                 render(
-                    "judge_letters_user",
+                    user,
                     motion=self.motion,
                     transcript=turns,
                     end_marker=END_OF_TRANSCRIPT,

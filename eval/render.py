@@ -26,6 +26,24 @@ def _ci(row: dict[str, Any], fmt: str = "{:.0f}") -> str:
     return f"{_num(row['lower'], fmt)} to {_num(row['upper'], fmt)}"
 
 
+MAIN_COLUMNS = ("rank", "model", "rating", "95% CI", "debates", "win rate")
+
+
+def _main_rows(report: dict[str, Any]) -> list[list[str]]:
+    """The main table's cells, as text (`MAIN_COLUMNS`)."""
+    return [
+        [
+            str(m["rank"]),
+            m["model"],
+            _num(m["rating"]),
+            _ci(m),
+            str(m["debates"]),
+            _num(m["win_rate"], "{:.3f}"),
+        ]
+        for m in report["models"]
+    ]
+
+
 def _side_line(report: dict[str, Any]) -> str:
     side = report["side_advantage"]
     who = "majority verdicts" if report["judge"] == "majority" else f"judge {report['judge']}"
@@ -53,16 +71,9 @@ def _cycles_line(report: dict[str, Any]) -> str:
 
 def terminal(report: dict[str, Any], console: Console) -> None:
     """The rich table, per-judge ratings and a judge-quality summary."""
-    table = Table("rank", "model", "rating", "95% CI", "debates", "win rate", title="Leaderboard")
-    for m in report["models"]:
-        table.add_row(
-            str(m["rank"]),
-            m["model"],
-            _num(m["rating"]),
-            _ci(m),
-            str(m["debates"]),
-            _num(m["win_rate"], "{:.3f}"),
-        )
+    table = Table(*MAIN_COLUMNS, title="Leaderboard")
+    for row in _main_rows(report):
+        table.add_row(*row)
     console.print(table)
     console.print(_side_line(report), highlight=False)
     if len(report["per_judge"]) > 1 or (
@@ -119,20 +130,7 @@ def markdown(report: dict[str, Any]) -> str:
     out = [
         "# Leaderboard",
         "",
-        _md_table(
-            ["rank", "model", "rating", "95% CI", "debates", "win rate"],
-            [
-                [
-                    str(m["rank"]),
-                    m["model"],
-                    _num(m["rating"]),
-                    _ci(m),
-                    str(m["debates"]),
-                    _num(m["win_rate"], "{:.3f}"),
-                ]
-                for m in report["models"]
-            ],
-        ),
+        _md_table(list(MAIN_COLUMNS), _main_rows(report)),
         "",
         _side_line(report) + ".",
         "",
