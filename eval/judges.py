@@ -33,9 +33,6 @@ from eval.ratings import A_WINS, B_WINS, TIE
 MISSING = -1
 LABELS = (A_WINS, B_WINS, TIE)
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-
 
 @dataclass(frozen=True)
 class SideBias:

@@ -35,6 +35,7 @@ from eval.ratings import (
     aggregate,
     bootstrap,
     elo_bootstrap,
+    head_to_head,
     observed_scores,
     online_elo,
     win_matrices,
@@ -75,7 +76,7 @@ def _in(column: str, values: Sequence[str]) -> str:
 
 
 def selected_debates_sql(options: RankOptions) -> str:
-    """SQL for the finished debates the options select, with both sides' characters spoken."""
+    """SQL for the ids and order keys of the finished debates the options select."""
     where = ["d.status = 'done'"]
     if options.run_id is not None:
         where.append(f"d.run_id = {_literal(options.run_id)}")
@@ -84,14 +85,30 @@ def selected_debates_sql(options: RankOptions) -> str:
     if options.categories:
         where.append(_in("t.category", options.categories))
     return (
-        "select d.debate_id, d.for_model, d.against_model, d.winner,"
-        " coalesce(l.for_chars, 0) as for_chars, coalesce(l.against_chars, 0) as against_chars"
+        "select d.debate_id, d.for_model, d.against_model, d.winner, d.updated_at"
         " from debates d join topics t on t.run_id = d.run_id and t.topic_id = d.topic_id"
-        " left join (select debate_id,"
-        "   sum(length(text)) filter (where side = 'FOR') as for_chars,"
-        "   sum(length(text)) filter (where side = 'AGAINST') as against_chars"
-        "   from turns group by debate_id) l on l.debate_id = d.debate_id"
-        f" where {' and '.join(where)} order by d.updated_at, d.debate_id"
+        f" where {' and '.join(where)}"
+    )
+
+
+def _debates_sql(options: RankOptions) -> str:
+    """The selected debates in debate order, with the characters each side spoke."""
+    return (
+        f"with s as ({selected_debates_sql(options)})"
+        " select s.debate_id, s.for_model, s.against_model, s.winner,"
+        " coalesce(sum(length(u.text)) filter (where u.side = 'FOR'), 0),"
+        " coalesce(sum(length(u.text)) filter (where u.side = 'AGAINST'), 0)"
+        " from s left join turns u on u.debate_id = s.debate_id"
+        " group by s.debate_id, s.for_model, s.against_model, s.winner, s.updated_at"
+        " order by s.updated_at, s.debate_id"
+    )
+
+
+def _verdicts_sql(options: RankOptions) -> str:
+    return (
+        f"with s as ({selected_debates_sql(options)})"
+        " select v.debate_id, v.judge, v.winner, v.valid from verdicts v"
+        " semi join s on s.debate_id = v.debate_id"
     )
 
 
@@ -131,14 +148,10 @@ def _check_filters(db: Path, options: RankOptions) -> None:
 
 def _load(db: Path, options: RankOptions) -> _Data:
     _check_filters(db, options)
-    rows = run_query(db, selected_debates_sql(options)).rows
+    rows = run_query(db, _debates_sql(options)).rows
     ids = [str(r[0]) for r in rows]
     position = {d: i for i, d in enumerate(ids)}
-    verdict_rows = run_query(
-        db,
-        "select v.debate_id, v.judge, v.winner, v.valid from verdicts v"
-        f" semi join ({selected_debates_sql(options)}) s on s.debate_id = v.debate_id",
-    ).rows
+    verdict_rows = run_query(db, _verdicts_sql(options)).rows
     judges = sorted({str(r[1]) for r in verdict_rows})
     column = {j: i for i, j in enumerate(judges)}
     labels = np.full((len(ids), len(judges)), MISSING, dtype=np.int64)
@@ -214,10 +227,8 @@ def _rate(
         np.fill_diagonal(predicted, np.nan)
         observed = observed_scores(counts, n)
         tie_param = None
-    played = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
-    score = np.zeros(n)
-    np.add.at(score, a, np.where(outcome == A_WINS, 1.0, np.where(outcome == TIE, 0.5, 0.0)))
-    np.add.at(score, b, np.where(outcome == B_WINS, 1.0, np.where(outcome == TIE, 0.5, 0.0)))
+    points, games = head_to_head(counts, n)
+    played, score = games.sum(axis=1), points.sum(axis=1)
     order = sorted(range(n), key=lambda i: (int(rank[i]), -ratings[i], names[i]))
     table: dict[str, Any] = {
         "battles": int(a.size),
@@ -259,6 +270,12 @@ def _rate(
             "cycles_truncated": truncated,
         }
     return table
+
+
+def _models(data: _Data, labels: Sequence[int]) -> list[str]:
+    """The models of the debates that have a label, sorted."""
+    seen = [i for i, y in enumerate(labels) if y != MISSING]
+    return sorted({data.for_model[i] for i in seen} | {data.against_model[i] for i in seen})
 
 
 def _battles(
@@ -341,8 +358,7 @@ def build_report(db: Path, options: RankOptions) -> dict[str, Any]:
         main_labels = [MISSING if w is None else _OUTCOME[w] for w in data.majority]
     else:
         main_labels = data.labels[:, data.judges.index(options.judge)].tolist()
-    used = [i for i, y in enumerate(main_labels) if y != MISSING]
-    names = sorted({data.for_model[i] for i in used} | {data.against_model[i] for i in used})
+    names = _models(data, main_labels)
     if len(names) < 2:
         raise UserError(f"no judged debates between two or more models in {db}")
     if options.anchor is not None and options.anchor not in names:
@@ -366,8 +382,7 @@ def build_report(db: Path, options: RankOptions) -> dict[str, Any]:
     per_judge: dict[str, Any] = {}
     for judge in plain:
         labels = data.labels[:, data.judges.index(judge)].tolist()
-        seen = [i for i, y in enumerate(labels) if y != MISSING]
-        judged = sorted({data.for_model[i] for i in seen} | {data.against_model[i] for i in seen})
+        judged = _models(data, labels)
         ja, jb, jo = _battles(data, labels, judged)
         if len(judged) >= 2 and (
             options.method == "elo" or options.ties == "half" or np.any(jo == TIE)
