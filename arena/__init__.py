@@ -24,16 +24,16 @@ _EXPORTS = {
     "TournamentConfig": "arena.config",
     "load_tournament": "arena.config",
     "Tournament": "arena.engine",
-    "BackendError": "arena.errors",
-    "ConfigError": "arena.errors",
-    "UserError": "arena.errors",
+    "BackendError": "arena.core.errors",
+    "ConfigError": "arena.core.errors",
+    "UserError": "arena.core.errors",
 }
 
 if TYPE_CHECKING:
     from arena.backends import Backend, Completion, GenerateSettings, Message
     from arena.config import TournamentConfig, load_tournament
+    from arena.core.errors import BackendError, ConfigError, UserError
     from arena.engine import Tournament
-    from arena.errors import BackendError, ConfigError, UserError
 
 
 def __getattr__(name: str) -> Any:

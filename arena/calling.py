@@ -23,8 +23,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
 from arena.config import RetrySettings
-from arena.errors import BackendError
-from arena.ids import content_id, request_hash
+from arena.core.errors import BackendError
+from arena.core.ids import content_id, request_hash
 
 RecordCall = Callable[[dict[str, Any]], None]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from arena.errors import UserError
+from arena.core.errors import UserError
 
 app = typer.Typer(
     name="arena",

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from arena.backends import BACKEND_NAMES, BackendSpec, ContestantSpec, JudgeSpec
-from arena.errors import ConfigError
+from arena.core.errors import ConfigError
 from arena.judging import SWAPPED_SUFFIX
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -29,9 +29,9 @@ from typing import Any
 from arena.backends import Backend, BackendSpec, GenerateSettings, Message, create_backend
 from arena.calling import Caller, CallStats
 from arena.config import Topic, TournamentConfig, TournamentSettings
-from arena.debate import Transcript, render, role_of, side_of
-from arena.errors import BackendError, BudgetReached
-from arena.ids import content_id
+from arena.core.errors import BackendError, BudgetReached
+from arena.core.ids import content_id
+from arena.core.text import strip_thinking
 from arena.judging import (
     Presentation,
     Verdict,
@@ -43,7 +43,7 @@ from arena.judging import (
     prob_letter_a,
     verdict_from_prob,
 )
-from arena.text import strip_thinking
+from arena.protocol.debate import Transcript, render, role_of, side_of
 from storage import Store
 
 

@@ -43,7 +43,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from arena.transcript import LETTERS
+from arena.protocol.transcript import LETTERS
 
 WINNERS = ("FOR", "AGAINST", "TIE")
 SWAPPED_SUFFIX = ":swapped"

@@ -16,8 +16,8 @@ from typing import Any
 from arena import __version__
 from arena.backends import BackendSpec
 from arena.config import TournamentConfig, TournamentSettings
-from arena.errors import UserError
-from arena.ids import content_id
+from arena.core.errors import UserError
+from arena.core.ids import content_id
 from storage import Store
 
 PROTOCOL_FIELDS = ("turns", "max_tokens", "judge_max_tokens", "seed")

@@ -25,8 +25,8 @@ from pathlib import Path
 from arena.backends import GenerateSettings
 from arena.backends.sim import SimBackend, SimJudgeSpec, SimSpec
 from arena.config import Topic, TournamentConfig, TournamentSettings
-from arena.debate import Transcript
 from arena.engine import Tournament
+from arena.protocol.debate import Transcript
 from storage import Store
 
 

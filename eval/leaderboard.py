@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from arena.errors import UserError
+from arena.core.errors import UserError
 from arena.judging import SWAPPED_SUFFIX
 from eval.graph import cycles, edges, majority_graph
 from eval.judges import MISSING, kappa, side_bias, swap_consistency, verbosity

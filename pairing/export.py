@@ -17,7 +17,7 @@ from typing import cast, get_args
 import duckdb
 from rich.table import Table
 
-from arena.errors import UserError
+from arena.core.errors import UserError
 from pairing.pairs import PairFormat, PairOptions, WrittenPairs, check_names, write_pairs
 
 DEFAULT_MEMORY_LIMIT = "1GB"

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from arena.errors import UserError
+from arena.core.errors import UserError
 from pairing.pairs import (
     PAIR_COLUMNS,
     Connection,

@@ -64,7 +64,7 @@ from typing import Any, Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from arena.errors import UserError
+from arena.core.errors import UserError
 from pairing.prompts import instruction_parts, prompt_messages, system_content
 from storage import Store
 

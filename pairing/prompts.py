@@ -8,7 +8,7 @@ Two contexts (`PairOptions.context`):
 - `transcript`: the whole chat the chosen speaker was sent for that turn: its system prompt (with
   its persona, if its model had one), then for each of its earlier turns the instruction (with
   the opponent's turn before it) and its own reply, then the instruction for this turn with the
-  opponent's latest turn. Exactly `arena.debate.Transcript.prompt_for`.
+  opponent's latest turn. Exactly `arena.protocol.debate.Transcript.prompt_for`.
 
 Transcripts are long and many, so Python renders only what does not depend on the texts: the
 system prompts (few) and each instruction split around the opponent's text, `head` + text +
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arena.debate import other_side, render, role_of, side_of, system_prompt
+from arena.protocol.debate import other_side, render, role_of, side_of, system_prompt
 
 # Stands for the opponent's text while an instruction is rendered; split on afterwards.
 _OPPONENT = "\x00opponent-text\x00"
@@ -77,5 +77,5 @@ def instruction_parts(turns: int) -> list[dict[str, Any]]:
 
 
 def system_content(motion: str, side: str, turns: int, max_tokens: int, persona: str | None) -> str:
-    """The system prompt a debater on `side` was given (`arena.debate.system_prompt`)."""
+    """The system prompt a debater on `side` was given (`arena.protocol.debate.system_prompt`)."""
     return system_prompt(motion, side, turns, max_tokens, persona)

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arena.debate import Transcript, role_of, side_of, turns_of
-from arena.text import strip_thinking
-from arena.transcript import split_transcript
+from arena.core.text import strip_thinking
+from arena.protocol.debate import Transcript, role_of, side_of, turns_of
+from arena.protocol.transcript import split_transcript
 
 
 def test_for_opens_and_sides_alternate() -> None:

@@ -10,10 +10,10 @@ from typing import Any
 
 import duckdb
 
-from arena.debate import Transcript
-from arena.ids import request_hash
+from arena.core.ids import request_hash
 from arena.judging import parse_letter_verdict, presentations, prob_letter_a
-from arena.transcript import split_transcript
+from arena.protocol.debate import Transcript
+from arena.protocol.transcript import split_transcript
 from tests.conftest import query as _query
 from tests.conftest import sim_models
 from tests.conftest import tournament as _run

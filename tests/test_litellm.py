@@ -14,7 +14,7 @@ from arena.backends import GenerateSettings, Message
 from arena.backends.litellm_backend import LiteLLMBackend, LiteLLMSpec
 from arena.calling import Caller
 from arena.config import RetrySettings
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 from tests.conftest import query as _query
 from tests.conftest import tournament
 from tests.openai_server import OpenAITestServer

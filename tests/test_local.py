@@ -19,7 +19,7 @@ import pytest
 
 from arena.backends import GenerateSettings, Message, create_backend
 from arena.backends.local import LocalBackend, LocalSpec
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 
 
 def _missing() -> list[str]:

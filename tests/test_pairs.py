@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arena.debate import Transcript, role_of, side_of
-from arena.errors import UserError
+from arena.core.errors import UserError
+from arena.protocol.debate import Transcript, role_of, side_of
 from pairing import (
     PAIR_COLUMNS,
     PairOptions,

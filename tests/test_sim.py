@@ -18,9 +18,9 @@ from arena.backends.sim import (
     SimSpec,
     mean_strengths,
 )
-from arena.debate import Transcript
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 from arena.judging import prob_letter_a
+from arena.protocol.debate import Transcript
 
 SETTINGS = GenerateSettings(max_tokens=200, seed=7)
 

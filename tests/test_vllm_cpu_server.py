@@ -74,7 +74,7 @@ def _project_converted_model() -> Path | None:
     """The project's own conversion (the `local` backend's cache), when it can run here."""
     try:
         from arena.backends import local_model
-        from arena.errors import BackendError
+        from arena.core.errors import BackendError
     except ImportError:
         return None
     try:

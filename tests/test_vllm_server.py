@@ -18,7 +18,7 @@ from arena.backends.base import Completion, GenerateSettings, Message
 from arena.backends.openai_http import AFFINITY_SLACK, VllmServerBackend, VllmServerSpec
 from arena.calling import Caller
 from arena.config import RetrySettings
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 from tests.conftest import query as _query
 from tests.conftest import tournament
 from tests.openai_server import OpenAITestServer, default_reply

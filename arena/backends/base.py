@@ -14,20 +14,17 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from arena.errors import BackendError
+from arena.core.errors import BackendError
+from arena.core.messages import Message
 
-Role = Literal["system", "user", "assistant"]
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One chat message."""
-
-    role: Role
-    content: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+__all__ = [
+    "Backend",
+    "BackendSpec",
+    "Completion",
+    "GenerateSettings",
+    "GenerationParams",
+    "Message",
+]
 
 
 @dataclass(frozen=True, slots=True)

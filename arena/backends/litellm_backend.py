@@ -21,7 +21,7 @@ from pydantic import Field
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
 from arena.backends.openai_http import retry_after_seconds
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 
 
 class LiteLLMSpec(BackendSpec):

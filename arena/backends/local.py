@@ -41,7 +41,7 @@ from pydantic import Field
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
 from arena.backends.local_model import DEFAULT_MODEL, LoadedModel, load_model
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 
 
 class LocalSpec(BackendSpec):

@@ -19,7 +19,7 @@ from typing import Any
 
 from arena.backends.base import Completion, GenerateSettings, Message
 from arena.backends.local_model import LoadedModel
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 
 
 def generate_batch(

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 

@@ -38,7 +38,7 @@ from pydantic import Field, field_validator
 from yarl import URL
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 
 _CONTEXT_HINTS = (
     "maximum context length",

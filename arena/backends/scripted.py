@@ -1,7 +1,7 @@
 """A backend that replays given replies, for tests and demonstrations.
 
-Each request gets one of `replies`, chosen by the request's hash (`arena.ids.request_hash`, as in
-`calls.request_hash`), so the same request always gets the same reply whatever the scheduling
+Each request gets one of `replies`, chosen by the request's hash (`arena.core.ids.request_hash`, as
+in `calls.request_hash`), so the same request always gets the same reply whatever the scheduling
 order; or in turn (`order: cycle`). With `log_file` set, every request is appended to that file as
 one JSON line before it is answered, so a test can check exactly which calls were made, for example
 that a resumed run did not ask again for turns it had already recorded. `fail_if_contains` makes
@@ -21,8 +21,8 @@ from typing import Literal
 from pydantic import Field
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
-from arena.errors import BackendError
-from arena.ids import request_hash
+from arena.core.errors import BackendError
+from arena.core.ids import request_hash
 
 
 class ScriptedSpec(BackendSpec):

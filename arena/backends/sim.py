@@ -39,9 +39,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
-from arena.errors import BackendError
-from arena.ids import content_id, request_hash
-from arena.transcript import LETTERS, debater_label, split_transcript
+from arena.core.errors import BackendError
+from arena.core.ids import content_id, request_hash
+from arena.protocol.transcript import LETTERS, debater_label, split_transcript
 
 STRENGTH_TAG = re.compile(r"\[strength ([+-]?\d+(?:\.\d+)?)\]")
 

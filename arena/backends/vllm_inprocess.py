@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
-from arena.errors import BackendError
+from arena.core.errors import BackendError
 
 INSTALL_HINT = (
     "the 'vllm' backend needs vLLM and a GPU: pip install 'debate-arena[vllm]' "

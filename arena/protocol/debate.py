@@ -21,8 +21,8 @@ from functools import cache, lru_cache
 
 import jinja2
 
-from arena.backends.base import Message
-from arena.transcript import END_OF_TRANSCRIPT, LETTERS, debater_label, turn_header
+from arena.core.messages import Message
+from arena.protocol.transcript import END_OF_TRANSCRIPT, LETTERS, debater_label, turn_header
 
 SIDES = ("FOR", "AGAINST")
 
@@ -56,7 +56,7 @@ def word_limit(max_tokens: int) -> int:
 @cache
 def _templates() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("arena", "prompts"),
+        loader=jinja2.PackageLoader("arena.protocol", "prompts"),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
@@ -75,7 +75,7 @@ def _letter_judge_system(logprob: bool) -> str:
 
 
 def render(name: str, **values: object) -> str:
-    """Render the prompt template `arena/prompts/<name>.j2`."""
+    """Render the prompt template `arena/protocol/prompts/<name>.j2`."""
     return _templates().get_template(f"{name}.j2").render(**values).strip()
 
 

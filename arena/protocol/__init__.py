@@ -1,0 +1,5 @@
+"""The debate protocol: sides, roles, the transcript, the turn instruction and prompt templates.
+
+Imports only `arena.core`, so that `eval` and `pairing` can rebuild what a debater was shown
+without importing the engine.
+"""
