@@ -3,7 +3,8 @@
 The public API, for use from Python (the `arena` command is a thin layer over it):
 
 - `load_tournament(topics_path, models_path, flags)`: read and validate the config files.
-- `Tournament(config, store, run_id)`: the engine; `await Tournament.run()` plays every debate.
+- `Tournament(config, store, run_id)`: the debate task played by the runner over a round robin;
+  `await Tournament.run()` plays every debate.
 - `Backend`, `Message`, `GenerateSettings`, `Completion`: the seam to model providers.
 
 Names are imported on first use, so that `arena --help` does not pay for pydantic and friends.
@@ -23,7 +24,7 @@ _EXPORTS = {
     "Message": "arena.backends",
     "TournamentConfig": "arena.config",
     "load_tournament": "arena.config",
-    "Tournament": "arena.engine",
+    "Tournament": "arena.tournament",
     "BackendError": "arena.core.errors",
     "ConfigError": "arena.core.errors",
     "UserError": "arena.core.errors",
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from arena.backends import Backend, Completion, GenerateSettings, Message
     from arena.config import TournamentConfig, load_tournament
     from arena.core.errors import BackendError, ConfigError, UserError
-    from arena.engine import Tournament
+    from arena.tournament import Tournament
 
 
 def __getattr__(name: str) -> Any:

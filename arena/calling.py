@@ -16,36 +16,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
 from arena.config import RetrySettings
-from arena.core.errors import BackendError
+from arena.core.errors import BackendError, as_backend_error
 from arena.core.ids import content_id, request_hash
+from arena.records import CallRow
 
-RecordCall = Callable[[dict[str, Any]], None]
-
-_CALL_COLUMNS = (
-    "call_id",
-    "request_hash",
-    "attempt",
-    "run_id",
-    "debate_id",
-    "purpose",
-    "model",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "latency_s",
-    "finish_reason",
-    "error",
-    "error_kind",
-    "retryable",
-    "started_at",
-)
+RecordCall = Callable[[CallRow], None]
 
 
 @dataclass
@@ -65,14 +46,6 @@ class CallResult:
     completion: Completion
     call_id: str
     latency_s: float
-
-
-def _as_backend_error(error: BaseException) -> BackendError:
-    if isinstance(error, BackendError):
-        return error
-    if isinstance(error, TimeoutError):
-        return BackendError("call timed out", kind="timeout")
-    return BackendError(f"{type(error).__name__}: {error}", kind="unknown", retryable=False)
 
 
 @dataclass
@@ -206,8 +179,7 @@ class Caller:
         call_id = content_id(request_hash, debate_id, purpose, attempt)
         started_at = datetime.now(UTC).replace(tzinfo=None)
         # Every row has every column, so that the writer batches them into one statement.
-        row: dict[str, Any] = dict.fromkeys(_CALL_COLUMNS)
-        row.update(
+        row = CallRow(
             call_id=call_id,
             request_hash=request_hash,
             attempt=attempt,
@@ -228,13 +200,11 @@ class Caller:
                 async with asyncio.timeout(self._timeout):
                     completion = await backend.generate(messages, settings)
             except (Exception, TimeoutError) as exc:
-                error = _as_backend_error(exc)
-                row.update(
-                    latency_s=time.perf_counter() - start,
-                    error=str(error)[:2000],
-                    error_kind=error.kind,
-                    retryable=backend.should_retry(error),
-                )
+                error = as_backend_error(exc)
+                row.latency_s = time.perf_counter() - start
+                row.error = str(error)[:2000]
+                row.error_kind = error.kind
+                row.retryable = backend.should_retry(error)
                 self.stats.failed_attempts += 1
                 self.stats.by_kind[error.kind] = self.stats.by_kind.get(error.kind, 0) + 1
                 self._record(row)
@@ -242,13 +212,11 @@ class Caller:
             latency = time.perf_counter() - start
         if completion.latency_s is None:
             completion.latency_s = latency
-        row.update(
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            cost_usd=completion.cost_usd,
-            latency_s=completion.latency_s,
-            finish_reason=completion.finish_reason,
-        )
+        row.prompt_tokens = completion.prompt_tokens
+        row.completion_tokens = completion.completion_tokens
+        row.cost_usd = completion.cost_usd
+        row.latency_s = completion.latency_s
+        row.finish_reason = completion.finish_reason
         stats = self.stats
         stats.calls += 1
         stats.prompt_tokens += completion.prompt_tokens or 0

@@ -1,7 +1,8 @@
 """The live progress display of a tournament.
 
-On a terminal: a rich progress bar with debates done/total, turns/s, tokens, cost, failures and
-ETA, refreshed twice a second. Elsewhere (CI logs, pipes): one plain status line every few seconds.
+On a terminal: a rich progress bar with units (debates) done/total, steps (turns)/s, tokens,
+cost, failures and ETA, refreshed twice a second. Elsewhere (CI logs, pipes): one plain status
+line every few seconds.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from arena.engine import Progress as EngineProgress
+from arena.runner import Progress as EngineProgress
 
 
 def status_line(p: EngineProgress) -> str:
     c = p.calls
     tokens = c.prompt_tokens + c.completion_tokens
     return (
-        f"debates {p.done + p.failed}/{p.total} (failed {p.failed}) | turns {p.turns} "
-        f"({p.turns_per_s():.1f}/s) | verdicts {p.verdicts} | tokens {tokens:,} | "
+        f"{p.unit}s {p.done + p.failed}/{p.total} (failed {p.failed}) | {p.step}s {p.steps} "
+        f"({p.steps_per_s():.1f}/s) | verdicts {p.verdicts} | tokens {tokens:,} | "
         f"cost ${c.cost_usd:.4f} | retried {c.failed_attempts}"
     )
 
@@ -44,7 +45,7 @@ async def show_progress(
         return
     if console.is_terminal:
         bar = Progress(
-            TextColumn("[bold]debates"),
+            TextColumn(f"[bold]{progress.unit}s"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
@@ -54,12 +55,12 @@ async def show_progress(
             console=console,
             refresh_per_second=4,
         )
-        task = bar.add_task("debates", total=progress.total or None, info="")
+        task = bar.add_task(progress.unit, total=progress.total or None, info="")
 
         def refresh() -> None:
             c = progress.calls
             info = (
-                f"{progress.turns_per_s():.1f} turns/s | "
+                f"{progress.steps_per_s():.1f} {progress.step}s/s | "
                 f"{c.prompt_tokens + c.completion_tokens:,} tok | ${c.cost_usd:.4f} | "
                 f"failed {progress.failed} | retries {c.failed_attempts}"
             )

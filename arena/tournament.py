@@ -19,12 +19,43 @@ from typing import Any
 from rich.console import Console
 
 from arena.config import TournamentConfig, load_tournament
-from arena.engine import RunSummary, Tournament, now
+from arena.core.clock import now
 from arena.progress import show_progress
+from arena.runner import Progress, Runner, RunSummary
 from arena.runs import check_run, default_run_id, finish_run, record_run
+from arena.schedule import RoundRobin
+from arena.tasks.debate import DebateTask
 from storage import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class Tournament:
+    """A tournament: the debate task, played by the runner over a round robin."""
+
+    def __init__(self, config: TournamentConfig, store: Store, run_id: str):
+        settings = config.settings
+        self.task = DebateTask(config, store, run_id)
+        self.plan = RoundRobin(
+            run_id, config.topics, [c.name for c in config.contestants], settings.replicates
+        )
+        self.runner = Runner(
+            self.task,
+            store,
+            run_id,
+            self.task.backends(),
+            max_concurrency=settings.max_concurrency,
+            request_timeout_s=settings.request_timeout_s,
+            retry=settings.retry,
+            budget_usd=settings.budget_usd,
+        )
+
+    @property
+    def progress(self) -> Progress:
+        return self.runner.progress
+
+    async def run(self) -> RunSummary:
+        return await self.runner.run(self.plan, len(self.plan))
 
 
 def continue_command(argv: list[str] | None = None) -> str:
@@ -35,17 +66,17 @@ def continue_command(argv: list[str] | None = None) -> str:
 
 def _summary_lines(summary: RunSummary) -> list[str]:
     c = summary.calls
-    rate = summary.turns / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+    rate = summary.steps / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
     lines = [
-        f"run {summary.run_id}: {summary.done}/{summary.total} debates done"
+        f"run {summary.run_id}: {summary.done}/{summary.total} {summary.unit}s done"
         + (f" ({summary.skipped} already recorded)" if summary.skipped else "")
         + (f", {summary.failed} failed" if summary.failed else ""),
-        f"  {summary.turns} turns ({rate:.1f}/s) and {summary.verdicts} verdicts in "
+        f"  {summary.steps} {summary.step}s ({rate:.1f}/s) and {summary.verdicts} verdicts in "
         f"{summary.elapsed_s:.1f} s; {c.calls} calls, {c.failed_attempts} failed attempts retried"
         f" or given up; {c.prompt_tokens + c.completion_tokens:,} tokens; ${c.cost_usd:.4f}",
     ]
-    for debate_id, error in summary.errors[:5]:
-        lines.append(f"  failed {debate_id}: {error}")
+    for unit_id, error in summary.errors[:5]:
+        lines.append(f"  failed {unit_id}: {error}")
     if len(summary.errors) > 5:
         lines.append(f"  ... and {len(summary.errors) - 5} more (see debates.error)")
     return lines
@@ -105,8 +136,8 @@ def run_tournament(
     if interrupted or summary is None:
         p = tournament.progress
         console.print(
-            f"Stopped. {p.done}/{p.total} debates finished, {p.turns} new turns recorded; "
-            f"turns in flight were dropped.\nContinue with: {command}",
+            f"Stopped. {p.done}/{p.total} {p.unit}s finished, {p.steps} new {p.step}s recorded; "
+            f"{p.step}s in flight were dropped.\nContinue with: {command}",
             highlight=False,
         )
         return EXIT_INTERRUPTED

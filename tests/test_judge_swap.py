@@ -11,7 +11,8 @@ from typing import Any
 import duckdb
 
 from arena.core.ids import request_hash
-from arena.judging import parse_letter_verdict, presentations, prob_letter_a
+from arena.judges.debate import DebateJudge
+from arena.judges.parse import parse_letter_verdict, prob_letter_a
 from arena.protocol.debate import Transcript
 from arena.protocol.transcript import split_transcript
 from tests.conftest import query as _query
@@ -20,8 +21,8 @@ from tests.conftest import tournament as _run
 
 AGREEMENT_SQL = """
     select v.judge, avg((v.winner = s.winner)::int), count(*)
-    from verdicts v join verdicts s on s.debate_id = v.debate_id and s.judge = v.judge || ':swapped'
-    where v.valid and s.valid
+    from verdicts v join verdicts s on s.debate_id = v.debate_id and s.judge = v.judge
+    where v.variant = 'for_a' and s.variant = 'for_b' and v.valid and s.valid
     group by v.judge order by v.judge
 """
 
@@ -62,11 +63,18 @@ def test_neutral_presentation_labels_speakers_by_letter_only() -> None:
 
 
 def test_letter_answers_map_back_to_sides() -> None:
-    assert [(p.key, p.for_letter, p.counts) for p in presentations("j", swap_check=True)] == [
-        ("j", "A", True),
-        ("j:swapped", "B", False),
+    swap = DebateJudge("j", "judge:j", swap_check=True)
+    assert [(p.variant, p.for_letter) for p in swap.presentations] == [
+        ("for_a", "A"),
+        ("for_b", "B"),
     ]
-    assert [(p.key, p.for_letter) for p in presentations("j", swap_check=False)] == [("j", None)]
+    assert swap.rows == [("for_a", True), ("for_b", False)]
+    plain = DebateJudge("j", "judge:j")
+    assert [(p.variant, p.for_letter) for p in plain.presentations] == [("sides", None)]
+    assert plain.rows == [("sides", True)]
+    both = DebateJudge("j", "judge:j", average_orders=True)
+    assert [p.for_letter for p in both.presentations] == ["A", "B"]
+    assert both.rows == [("for_a", False), ("for_b", False), ("both", True)]
     cases = [
         ('{"winner": "A", "rationale": "r"}', "A", "FOR"),
         ('{"winner": "A", "rationale": "r"}', "B", "AGAINST"),
@@ -119,10 +127,10 @@ def test_both_presentations_recorded_mapped_and_only_the_first_counts(tmp_path: 
     # an answer of A means FOR when FOR was A, AGAINST when FOR was B
     assert _query(
         db,
-        "select judge, winner, valid, count(*) from verdicts where judge like 's%'"
-        " group by all order by 1",
-    ) == [("s", "FOR", True, 12), ("s:swapped", "AGAINST", True, 12)]
-    # the winner is the majority of "plain" and "s" only: counting s:swapped too would make
+        "select judge, variant, counts, winner, valid, count(*) from verdicts where judge = 's'"
+        " group by all order by 2",
+    ) == [("s", "for_a", True, "FOR", True, 12), ("s", "for_b", False, "AGAINST", True, 12)]
+    # the winner is the majority of "plain" and s/for_a only: counting s/for_b too would make
     # every debate that "plain" gives to AGAINST a win for AGAINST instead of a tie
     rows = _query(
         db,
@@ -147,18 +155,18 @@ def test_unreadable_letter_verdicts_get_the_letter_repair(tmp_path: Path) -> Non
     models = sim_models({"a": 1.0, "b": -1.0, "c": 0.0}, judges=[judge], turns=2)
     assert _run(tmp_path, models, 2).returncode == 0
     db = tmp_path / "arena.duckdb"
-    rows = _query(db, "select judge, winner, valid, repaired from verdicts")
+    rows = _query(db, "select variant, winner, valid, repaired from verdicts")
     assert len(rows) == 24 and any(repaired for *_, repaired in rows)
-    for judge_name, winner, valid, _ in rows:
+    for variant, winner, valid, _ in rows:
         if valid:
-            assert winner == ("FOR" if judge_name == "s" else "AGAINST")
+            assert winner == ("FOR" if variant == "for_a" else "AGAINST")
     repairs = [e for e in _log(log) if len(e["messages"]) > 2]
     assert repairs and all("exactly A, B or TIE" in e["messages"][-1]["content"] for e in repairs)
     # a debate whose counted verdict is invalid has no winner, whatever its swapped verdict says
     assert _query(
         db,
         "select count(*) from debates d join verdicts v on v.debate_id = d.debate_id"
-        " and v.judge = 's' where (d.winner is null) != (not v.valid)",
+        " and v.judge = 's' and v.counts where (d.winner is null) != (not v.valid)",
     ) == [(0,)]
 
 
@@ -177,7 +185,7 @@ def test_unbiased_sim_judge_is_consistent_and_a_letter_bias_is_not(tmp_path: Pat
     rows = _query(
         db,
         "select d.for_model, d.against_model, v.judge, v.winner from verdicts v"
-        " join debates d using (debate_id) where v.judge like 'exact%'",
+        " join debates d using (debate_id) where v.judge = 'exact'",
     )
     assert len(rows) == 72
     for for_model, against_model, _, winner in rows:
@@ -191,11 +199,14 @@ def test_unbiased_sim_judge_is_consistent_and_a_letter_bias_is_not(tmp_path: Pat
     assert lefty <= 0.45, agreement
     assert fair - lefty >= 0.35, agreement
     # the letter bias shows as answering A: FOR wins far more often when FOR is A than when B
-    for_rate = dict(
-        _query(db, "select judge, avg((winner = 'FOR')::int) from verdicts group by judge")
-    )
-    assert for_rate["lefty"] - for_rate["lefty:swapped"] >= 0.5, for_rate
-    assert abs(for_rate["fair"] - for_rate["fair:swapped"]) <= 0.2, for_rate
+    for_rate = {
+        (judge, variant): rate
+        for judge, variant, rate in _query(
+            db, "select judge, variant, avg((winner = 'FOR')::int) from verdicts group by all"
+        )
+    }
+    assert for_rate["lefty", "for_a"] - for_rate["lefty", "for_b"] >= 0.5, for_rate
+    assert abs(for_rate["fair", "for_a"] - for_rate["fair", "for_b"]) <= 0.2, for_rate
 
 
 def test_logprob_swap_check_stores_p_for_of_both_presentations(tmp_path: Path) -> None:
@@ -224,23 +235,23 @@ def test_logprob_swap_check_stores_p_for_of_both_presentations(tmp_path: Path) -
     db = tmp_path / "arena.duckdb"
     rows = _query(
         db,
-        "select d.debate_id, d.for_model, d.against_model, v.judge, v.prob_for, v.winner,"
-        " v.rationale from verdicts v join debates d using (debate_id) where v.valid",
+        "select d.debate_id, d.for_model, d.against_model, v.judge, v.variant, v.prob_for,"
+        " v.winner, v.rationale from verdicts v join debates d using (debate_id) where v.valid",
     )
     assert len(rows) == 18 * 4
-    p: dict[tuple[str, str], float] = {}
-    for debate, for_model, against_model, judge, p_for, winner, rationale in rows:
-        p[(debate, judge)] = p_for
+    p: dict[tuple[str, str, str], float] = {}
+    for debate, for_model, against_model, judge, variant, p_for, winner, rationale in rows:
+        p[(debate, judge, variant)] = p_for
         if judge == "lp":
             expected = _sigmoid(skill[for_model] - skill[against_model])
             assert abs(p_for - expected) < 0.05
             assert winner == ("FOR" if p_for > 0.52 else "AGAINST" if p_for < 0.48 else "TIE")
-        assert ("FOR was Debater B" in rationale) == judge.endswith(":swapped")
+        assert ("FOR was Debater B" in rationale) == (variant == "for_b")
     for debate in {key[0] for key in p}:
         # unbiased: P(FOR) is the same whichever letter FOR had
-        assert abs(p[(debate, "lp")] - p[(debate, "lp:swapped")]) < 1e-6
+        assert abs(p[(debate, "lp", "for_a")] - p[(debate, "lp", "for_b")]) < 1e-6
         # a letter bias of 1 moves the log-odds of FOR by +1 as A and by -1 as B
-        gap = _logit(p[(debate, "lpb")]) - _logit(p[(debate, "lpb:swapped")])
+        gap = _logit(p[(debate, "lpb", "for_a")]) - _logit(p[(debate, "lpb", "for_b")])
         assert abs(gap - 2.0) < 0.01
     # one token each, and the judges counted once: 18 debates x 2 judges x 2 presentations
     assert _query(
@@ -258,14 +269,17 @@ def test_a_rerun_asks_only_the_missing_presentations(tmp_path: Path) -> None:
     models = sim_models({"a": 1.0, "b": 0.0, "c": -1.0}, judges=judges, turns=2)
     assert _run(tmp_path, models, 2).returncode == 0
     db = tmp_path / "arena.duckdb"
-    before = _query(db, "select debate_id, judge, winner from verdicts order by all")
+    before = _query(db, "select debate_id, judge, variant, winner from verdicts order by all")
     assert len(before) == 24
-    debates = sorted({d for d, _, _ in before})
+    debates = sorted({d for d, *_ in before})
     # lose the swapped verdict of three debates and the counted one of two others
-    lost = {(d, "s:swapped") for d in debates[:3]} | {(d, "s") for d in debates[3:5]}
+    lost = {(d, "for_b") for d in debates[:3]} | {(d, "for_a") for d in debates[3:5]}
     with duckdb.connect(str(db)) as con:
-        for debate, judge in lost:
-            con.execute("delete from verdicts where debate_id = ? and judge = ?", [debate, judge])
+        for debate, variant in lost:
+            con.execute(
+                "delete from verdicts where debate_id = ? and judge = 's' and variant = ?",
+                [debate, variant],
+            )
     asked_before = len(_log(log))
     turns_before = _query(db, "select count(*) from calls where purpose = 'turn'")
     result = _run(tmp_path, models, 2)
@@ -275,14 +289,16 @@ def test_a_rerun_asks_only_the_missing_presentations(tmp_path: Path) -> None:
     debate_of = dict(
         _query(db, "select request_hash, debate_id from calls where purpose = 'judge'")
     )
-    letter_key = {"Debater A": "s", "Debater B": "s:swapped"}
+    letter_key = {"Debater A": "for_a", "Debater B": "for_b"}
     assert sorted(
         (debate_of[e["request"]], letter_key[_first_speaker(e)]) for e in asked
     ) == sorted(lost)
     assert _query(db, "select count(*) from calls where purpose = 'turn'") == turns_before
-    assert _query(db, "select debate_id, judge, winner from verdicts order by all") == before
+    assert (
+        _query(db, "select debate_id, judge, variant, winner from verdicts order by all") == before
+    )
     # B means AGAINST when FOR was A, and FOR when FOR was B
-    assert {(j, w) for _, j, w in before} == {("s", "AGAINST"), ("s:swapped", "FOR")}
+    assert {(v, w) for _, _, v, w in before} == {("for_a", "AGAINST"), ("for_b", "FOR")}
     # a third run has nothing left to ask
     assert _run(tmp_path, models, 2).returncode == 0
     assert len(_log(log)) == asked_before + len(lost)
@@ -296,3 +312,51 @@ def test_turning_swap_check_on_within_a_run_is_refused(tmp_path: Path) -> None:
     result = _run(tmp_path, models, 1)
     assert result.returncode == 2
     assert "judge 'j' is defined differently" in result.stderr and "swap_check" in result.stderr
+
+
+def test_average_orders_combines_both_readings_and_only_the_average_counts(
+    tmp_path: Path,
+) -> None:
+    """A judge with a strong letter preference, reading P(A): each order alone is pulled towards
+    whichever side is A; the mean of the two P(FOR) readings cancels the pull (to first order),
+    and only the combined row decides the debate."""
+    judges = [
+        {
+            "name": "avg",
+            "backend": "sim",
+            "verdict": "logprob",
+            "average_orders": True,
+            "noise": 1.0,
+            "letter_bias": 3.0,
+            "tie_margin": 0.0,
+        }
+    ]
+    skill = {"strong": 2.0, "weak": -2.0, "mid": 0.0}
+    models = sim_models(skill, judges=judges, turns=2)
+    result = _run(tmp_path, models, 2)
+    assert result.returncode == 0, result.stderr
+    db = tmp_path / "arena.duckdb"
+    rows = _query(
+        db,
+        "select d.debate_id, d.for_model, d.against_model, d.winner, v.variant, v.counts,"
+        " v.prob_for, v.winner, v.raw_text, v.prompt_tokens"
+        " from verdicts v join debates d using (debate_id) order by all",
+    )
+    assert len(rows) == 12 * 3
+    by_debate: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for row in rows:
+        by_debate.setdefault(row[0], {})[row[4]] = row
+    for readings in by_debate.values():
+        assert set(readings) == {"for_a", "for_b", "both"}
+        assert [v for v, r in readings.items() if r[5]] == ["both"]
+        a, b, both = readings["for_a"], readings["for_b"], readings["both"]
+        assert abs(both[6] - (a[6] + b[6]) / 2) < 1e-9
+        # the bias pulls each order far apart; the debate's winner is the average's
+        assert abs(_logit(a[6]) - _logit(b[6]) - 6.0) < 0.01
+        assert both[3] == both[7] == ("FOR" if both[6] > 0.5 else "AGAINST")
+        assert both[8] == "" and both[9] is None
+        # the stronger side wins on average, whichever letter it had
+        for_model, against_model = a[1], a[2]
+        assert (both[6] > 0.5) == (skill[for_model] > skill[against_model])
+    # two one-token calls a debate, none for the combined row
+    assert _query(db, "select count(*) from calls where purpose = 'judge'") == [(24,)]

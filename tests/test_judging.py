@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from arena.judging import majority, parse_verdict
+from arena.judges.parse import majority, parse_verdict
 
 
 @pytest.mark.parametrize(

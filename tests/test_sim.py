@@ -19,7 +19,7 @@ from arena.backends.sim import (
     mean_strengths,
 )
 from arena.core.errors import BackendError
-from arena.judging import prob_letter_a
+from arena.judges.parse import prob_letter_a
 from arena.protocol.debate import Transcript
 
 SETTINGS = GenerateSettings(max_tokens=200, seed=7)

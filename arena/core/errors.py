@@ -58,3 +58,20 @@ class BackendError(ArenaError):
 
 class BudgetReached(ArenaError):
     """The run's spend reached its budget before a new debate's first call was sent."""
+
+
+def as_backend_error(error: BaseException, what: str = "") -> BackendError:
+    """Any exception from a model call as a `BackendError` (kept as it is if it already is one).
+
+    A timeout is retryable; so is torch's out-of-memory error (a smaller batch may fit next time);
+    anything else is a bug or an unknown failure and is not retried. `what` prefixes the message
+    (for example "local model failed").
+    """
+    if isinstance(error, BackendError):
+        return error
+    if isinstance(error, TimeoutError):
+        return BackendError("call timed out", kind="timeout")
+    if type(error).__name__ == "OutOfMemoryError":
+        return BackendError(f"out of memory: {error}", kind="server")
+    prefix = f"{what}: " if what else ""
+    return BackendError(f"{prefix}{type(error).__name__}: {error}", kind="unknown", retryable=False)

@@ -106,6 +106,8 @@ class Transcript:
     texts: list[str] = field(default_factory=list)
     _chats: dict[str, list[Message]] = field(default_factory=dict)
     _pending: dict[int, Message] = field(default_factory=dict)
+    _judge_views: dict[tuple[bool, str | None], list[Message]] = field(default_factory=dict)
+    """What judges are shown, per (logprob, for_letter): built once for all judges."""
 
     def __post_init__(self) -> None:
         for side in SIDES:
@@ -158,8 +160,13 @@ class Transcript:
         With `logprob`, the judge is asked for one word (FOR or AGAINST) instead of JSON. With
         `for_letter` ("A" or "B"), the speakers are labelled neutrally instead: the FOR speaker is
         Debater `for_letter`, the AGAINST speaker the other letter, and the judge is asked which
-        debater won (A, B or TIE; one letter with `logprob`).
+        debater won (A, B or TIE; one letter with `logprob`). Built once per view and finished
+        transcript, since every judge of the same view sees the same messages.
         """
+        view = (logprob, for_letter)
+        cached = self._judge_views.get(view)
+        if cached is not None and self.finished:
+            return cached
         if for_letter is None:
             labels = {"FOR": "FOR", "AGAINST": "AGAINST"}
             system, user = _judge_system(logprob), "judge_user"
@@ -176,7 +183,7 @@ class Transcript:
             }
             for i, text in enumerate(self.texts, start=1)
         ]
-        return [
+        messages = [
             Message("system", system),
             Message(
                 "user",
@@ -189,3 +196,6 @@ class Transcript:
                 ),
             ),
         ]
+        if self.finished:
+            self._judge_views[view] = messages
+        return messages

@@ -1,4 +1,4 @@
-"""Reading a judge's verdict, and combining several judges into a debate's outcome.
+"""Reading a debate judge's reply, and combining several judges into a debate's outcome.
 
 Judges are asked for `{"winner": "FOR" | "AGAINST" | "TIE", "rationale": "..."}`. Models wrap it
 in code fences, put prose around it, or use other cases; `parse_verdict` finds the first JSON
@@ -21,13 +21,9 @@ begin "AGAINST")), with "AGAINST" often split into several tokens ("AG", "AIN", 
 >>> verdict_from_prob(0.52, tie_margin=0.05), verdict_from_prob(0.2, tie_margin=0.05)
 ('TIE', 'AGAINST')
 
-A judge with `swap_check` judges each debate twice with the speakers called Debater A and Debater
-B, FOR being A the first time and B the second (`presentations`). It answers with letters, which
-are mapped back to sides before anything is recorded; the second verdict is stored under
-`<judge>:swapped`, and only the first counts towards the debate's outcome.
+A judge shown neutral labels (Debater A, Debater B) answers with letters, which are mapped back to
+sides before anything is recorded (`arena.judges.debate` says when a judge is shown them).
 
->>> [(p.key, p.for_letter) for p in presentations("j", swap_check=True)]
-[('j', 'A'), ('j:swapped', 'B')]
 >>> parse_letter_verdict('{"winner": "Debater A", "rationale": "Clearer."}', for_letter="B")
 Verdict(winner='AGAINST', rationale='Clearer.')
 >>> round(prob_letter_a([("A", -0.105), (" b", -2.3), ("The", -4.0)]), 3)
@@ -46,8 +42,6 @@ from typing import Any
 from arena.protocol.transcript import LETTERS
 
 WINNERS = ("FOR", "AGAINST", "TIE")
-SWAPPED_SUFFIX = ":swapped"
-"""Appended to a swap-check judge's name for its verdicts with FOR called Debater B."""
 
 
 @dataclass(frozen=True)
@@ -90,30 +84,6 @@ def parse_verdict(reply: str, answers: Mapping[str, str] | None = None) -> Verdi
         rationale = lowered.get("rationale", lowered.get("reason", ""))
         return Verdict(winner, rationale if isinstance(rationale, str) else json.dumps(rationale))
     return None
-
-
-@dataclass(frozen=True)
-class Presentation:
-    """One way a judge is shown a debate, and the `verdicts.judge` its verdict is stored under."""
-
-    key: str
-    """`verdicts.judge`: the judge's name, with `SWAPPED_SUFFIX` for the swapped presentation."""
-    judge: str
-    """The judge's name."""
-    for_letter: str | None
-    """None: speakers labelled FOR and AGAINST. "A" or "B": neutral labels, FOR called this."""
-
-    @property
-    def counts(self) -> bool:
-        """Whether this verdict counts towards the debate's outcome (each judge counts once)."""
-        return self.key == self.judge
-
-
-def presentations(judge: str, swap_check: bool) -> list[Presentation]:
-    """The presentations a judge gives a verdict on, the one that counts first."""
-    if not swap_check:
-        return [Presentation(judge, judge, None)]
-    return [Presentation(judge, judge, "A"), Presentation(judge + SWAPPED_SUFFIX, judge, "B")]
 
 
 def side_of_letter(letter: str, for_letter: str) -> str:

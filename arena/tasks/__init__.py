@@ -1,0 +1,31 @@
+"""Tasks: the kinds of work the runner plays, one module each, registered by name.
+
+A task (`arena.runner.Task`) says what its units are, how to play one and what it records.
+Today: `debate`. A new kind of work (BBQ items, paired political prompts, compass statements)
+is a new module here and one `register_task` line; the runner does not change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arena.runner import Task
+
+TASKS: dict[str, type[Task[Any, Any]]] = {}
+"""Task classes by the name runs record (`runs.kind`)."""
+
+
+def register_task(name: str, task: type[Task[Any, Any]]) -> None:
+    """Make `task` known as `name`; a name is registered once."""
+    if TASKS.get(name, task) is not task:
+        raise ValueError(f"a task named {name!r} is already registered")
+    TASKS[name] = task
+
+
+def _register_builtin() -> None:
+    from arena.tasks.debate import DebateTask
+
+    register_task("tournament", DebateTask)
+
+
+_register_builtin()
