@@ -6,21 +6,40 @@ contestant or a judge to the files and rerunning extends it: only the new debate
 produced. What would mix incomparable results is refused before anything is written: other
 protocol settings under the same run name, or a model or topic whose definition changed while its
 name stayed.
+
+Each model is stored (`models.spec`, `runs.config`) as the flat entry of arena 0.1, whatever the
+classes behind it now (a role wrapping a provider spec): `stored_spec` writes that layout byte for
+byte, so that runs recorded before still continue (`tests/test_run_compat.py` resumes one).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 from arena import __version__
-from arena.backends import BackendSpec
-from arena.config import TournamentConfig, TournamentSettings
+from arena.config import ContestantRole, JudgeRole, TournamentConfig, TournamentSettings
 from arena.core.errors import UserError
 from arena.core.ids import content_id
 from storage import Store
 
 PROTOCOL_FIELDS = ("turns", "max_tokens", "judge_max_tokens", "seed")
+
+_PROVIDER_HEAD = (
+    "name",
+    "backend",
+    "params",
+    "max_concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+)
+"""The provider fields that come first in a stored spec, then the role options, then the rest
+of the provider's: the order of the flat entry that runs recorded before roles were split."""
+
+AnyRole = ContestantRole | JudgeRole
 
 
 def default_run_id(settings: TournamentSettings) -> str:
@@ -28,16 +47,70 @@ def default_run_id(settings: TournamentSettings) -> str:
     return "run-" + content_id("tournament", protocol, length=8)
 
 
-def _identity(spec: BackendSpec) -> dict[str, Any]:
-    """What must not change under a model's name within a run."""
+def _omitted(model: BaseModel) -> dict[str, Any]:
+    """pydantic's `exclude` for `model`: the fields it lists in `OMIT_AT_DEFAULT` that are at
+    their default, in nested models too."""
+    exclude: dict[str, Any] = {}
+    omit: tuple[str, ...] = getattr(type(model), "OMIT_AT_DEFAULT", ())
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if name in omit and value == field.get_default(call_default_factory=True):
+            exclude[name] = True
+        elif isinstance(value, BaseModel) and (inner := _omitted(value)):
+            exclude[name] = inner
+    return exclude
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude=_omitted(model))
+
+
+def _role_options(cls: type[AnyRole], role: AnyRole) -> dict[str, Any]:
+    """The options of role class `cls` as stored for `role`: its own if it is one, else the
+    defaults (those in `OMIT_AT_DEFAULT` left out)."""
+    if isinstance(role, cls):
+        return {k: v for k, v in _dump(role).items() if k != "provider"}
     return {
-        "backend": spec.backend,
-        "model": spec.model_id(),
-        "params": spec.params.model_dump(mode="json"),
-        "persona": spec.persona,
-        "verdict": spec.verdict,
-        "swap_check": spec.swap_check,
+        name: cls.model_fields[name].get_default(call_default_factory=True)
+        for name in cls.role_fields()
+        if name not in getattr(cls, "OMIT_AT_DEFAULT", ())
     }
+
+
+def stored_spec(role: AnyRole) -> dict[str, Any]:
+    """A role as it is stored in `models.spec` and `runs.config`: one flat entry, as written.
+
+    The layout is frozen, so that a run recorded before the provider/role split continues: the
+    provider's first fields, then the options of both roles (a contestant stores the judge
+    options' defaults, a judge `persona: null`), then the provider's own fields. Options added
+    since then (`OMIT_AT_DEFAULT`) appear only when set.
+    """
+    provider = _dump(role.provider)
+    flat = {name: provider.pop(name) for name in _PROVIDER_HEAD}
+    flat.update(_role_options(ContestantRole, role))
+    flat.update(_role_options(JudgeRole, role))
+    flat.update(provider)
+    return flat
+
+
+def _identity(model: str | None, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What must not change under a model's name within a run: from its model id (the
+    `models.model` column) and its stored spec."""
+    return {
+        "backend": spec["backend"],
+        "model": model,
+        "params": spec["params"],
+        "persona": spec.get("persona"),
+        "verdict": spec.get("verdict", "json"),
+        "swap_check": spec.get("swap_check", False),
+        "average_orders": spec.get("average_orders", False),
+    }
+
+
+def _roles(config: TournamentConfig) -> list[tuple[str, AnyRole]]:
+    """Every role with its kind, as the `models` table names it ('contestant', 'judge')."""
+    contestants: list[tuple[str, AnyRole]] = [("contestant", r) for r in config.contestants]
+    return contestants + [("judge", r) for r in config.judges]
 
 
 def check_run(store: Store, config: TournamentConfig, run_id: str) -> bool:
@@ -54,29 +127,20 @@ def check_run(store: Store, config: TournamentConfig, run_id: str) -> bool:
                 f"{name}={new}; continue it with the same setting, or start another --run"
             )
     known: dict[tuple[str, str], dict[str, Any]] = {}
-    for role, name, backend, model, params, spec_json in store.read(
-        "select role, name, backend, model, params, spec from models where run_id = ?", [run_id]
+    for kind, name, model, spec_json in store.read(
+        "select role, name, model, spec from models where run_id = ?", [run_id]
     ):
-        stored = json.loads(spec_json)
-        known[(role, name)] = {
-            "backend": backend,
-            "model": model,
-            "params": json.loads(params),
-            "persona": stored.get("persona"),
-            "verdict": stored.get("verdict", "json"),
-            "swap_check": stored.get("swap_check", False),
-        }
-    for role, specs in (("contestant", config.contestants), ("judge", config.judges)):
-        for spec in specs:
-            old_identity = known.get((role, spec.name))
-            new_identity = _identity(spec)
-            if old_identity is None or old_identity == new_identity:
-                continue
-            changed = ", ".join(k for k in new_identity if new_identity[k] != old_identity[k])
-            raise UserError(
-                f"{role} {spec.name!r} is defined differently from when run {run_id!r} "
-                f"started ({changed} changed); give it a new name or start another --run"
-            )
+        known[(kind, name)] = _identity(model, json.loads(spec_json))
+    for kind, role in _roles(config):
+        old_identity = known.get((kind, role.name))
+        new_identity = _identity(role.provider.model_id(), stored_spec(role))
+        if old_identity is None or old_identity == new_identity:
+            continue
+        changed = ", ".join(k for k in new_identity if new_identity[k] != old_identity[k])
+        raise UserError(
+            f"{kind} {role.name!r} is defined differently from when run {run_id!r} "
+            f"started ({changed} changed); give it a new name or start another --run"
+        )
     motions = dict(store.read("select topic_id, motion from topics where run_id = ?", [run_id]))
     for topic in config.topics:
         if topic.id in motions and motions[topic.id] != topic.motion:
@@ -95,8 +159,8 @@ def record_run(
         "settings": config.settings.model_dump(mode="json"),
         "topics_file": str(config.topics_path),
         "models_file": str(config.models_path) if config.models_path else None,
-        "contestants": [s.model_dump(mode="json") for s in config.contestants],
-        "judges": [s.model_dump(mode="json") for s in config.judges],
+        "contestants": [stored_spec(role) for role in config.contestants],
+        "judges": [stored_spec(role) for role in config.judges],
     }
     settings = config.settings
     store.insert_rows(
@@ -139,20 +203,19 @@ def record_run(
         on_conflict="ignore",
     )
     model_rows = []
-    for role, specs in (("contestant", config.contestants), ("judge", config.judges)):
-        for spec in specs:
-            identity = _identity(spec)
-            model_rows.append(
-                {
-                    "run_id": run_id,
-                    "role": role,
-                    "name": spec.name,
-                    "backend": spec.backend,
-                    "model": identity["model"],
-                    "params": json.dumps(identity["params"]),
-                    "spec": json.dumps(spec.model_dump(mode="json")),
-                }
-            )
+    for kind, role in _roles(config):
+        spec = stored_spec(role)
+        model_rows.append(
+            {
+                "run_id": run_id,
+                "role": kind,
+                "name": role.name,
+                "backend": role.provider.backend,
+                "model": role.provider.model_id(),
+                "params": json.dumps(spec["params"]),
+                "spec": json.dumps(spec),
+            }
+        )
     store.insert_rows("models", model_rows, on_conflict="ignore")
 
 

@@ -53,6 +53,13 @@ def _set(path: tuple[Any, ...], value: Any) -> Mutation:
     return mutate
 
 
+def _merge(path: tuple[Any, ...], values: dict[str, Any]) -> Mutation:
+    def mutate(files: Files) -> None:
+        _walk(files, path).update(copy.deepcopy(values))
+
+    return mutate
+
+
 def _delete(path: tuple[Any, ...]) -> Mutation:
     def mutate(files: Files) -> None:
         del _walk(files, path[:-1])[path[-1]]
@@ -326,13 +333,6 @@ CASES += [
         "models[1].swap_check: applies to judges only",
     ),
     (
-        "models-judge-named-like-a-swapped-verdict",
-        _set(("models", "judges", 0, "name"), "j:swapped"),
-        [],
-        "models.yaml",
-        "judges[0].name: names ending in ':swapped' are reserved for swap-check verdicts",
-    ),
-    (
         "models-swap-check-not-bool",
         _set(("models", "judges", 0, "swap_check"), "twice"),
         [],
@@ -359,6 +359,73 @@ CASES += [
         ["--budget-usd", "-1"],
         "command line",
         "--budget-usd: Input should be greater than 0",
+    ),
+]
+
+# Provider settings and role options are written side by side in one entry; the loader splits them.
+CASES += [
+    (
+        "models-average-orders-with-swap-check",
+        _merge(("models", "judges", 0), {"swap_check": True, "average_orders": True}),
+        [],
+        "models.yaml",
+        "judges[0].average_orders: cannot be combined with swap_check",
+    ),
+    (
+        "models-average-orders-on-contestant",
+        _set(("models", "models", 0, "average_orders"), True),
+        [],
+        "models.yaml",
+        "models[0].average_orders: applies to judges only",
+    ),
+    (
+        "models-tie-margin-on-contestant",
+        _set(("models", "models", 1, "tie_margin"), 0.1),
+        [],
+        "models.yaml",
+        "models[1].tie_margin: applies to judges only",
+    ),
+    (
+        "models-misspelt-role-option",
+        _set(("models", "models", 0, "persna"), "a poet"),
+        [],
+        "models.yaml",
+        "models[0].persna: unknown field; did you mean 'persona'?",
+    ),
+    (
+        "models-misspelt-judge-option",
+        _set(("models", "judges", 0, "verdit"), "logprob"),
+        [],
+        "models.yaml",
+        "judges[0].verdit: unknown field; did you mean 'verdict'?",
+    ),
+    (
+        "models-missing-name",
+        _delete(("models", "models", 1, "name")),
+        [],
+        "models.yaml",
+        "models[1].name: required field is missing",
+    ),
+    (
+        "models-judge-bad-tie-margin",
+        _set(("models", "judges", 0, "tie_margin"), 0.9),
+        [],
+        "models.yaml",
+        "judges[0].tie_margin: Input should be less than or equal to 0.5",
+    ),
+    (
+        "models-entry-not-a-mapping",
+        _set(("models", "models", 1), "b"),
+        [],
+        "models.yaml",
+        "models[1]: Input should be a valid dictionary",
+    ),
+    (
+        "flag-concurrency",
+        None,
+        ["--concurrency", "0"],
+        "command line",
+        "--concurrency: Input should be greater than or equal to 1",
     ),
 ]
 
@@ -435,6 +502,28 @@ def test_line_numbers_point_into_the_file(tmp_path: Path) -> None:
     line_no = next(i for i, line in enumerate(path.read_text().splitlines(), 1) if "skill" in line)
     assert code == 2
     assert f"models.yaml:{line_no}: models[1].skill: unknown field" in output
+
+
+def test_line_of_a_role_option_and_of_a_provider_setting(tmp_path: Path) -> None:
+    """Both halves of a split entry point at their own line in the flat entry."""
+    models = _models(tmp_path / "calls.log")
+    models["judges"][0] |= {"verdict": "logprob", "swap_check": True, "average_orders": True}
+    write_yaml(tmp_path / "topics.yaml", TOPICS)
+    path = write_yaml(tmp_path / "models.yaml", models)
+    lines = path.read_text().splitlines()
+    line_no = next(i for i, line in enumerate(lines, 1) if "average_orders" in line)
+    code, output = _invoke(tmp_path, [])
+    assert code == 2
+    assert f"models.yaml:{line_no}: judges[0].average_orders: cannot be combined" in output
+
+    models = _models(tmp_path / "calls.log")
+    models["judges"][0]["delay_s"] = -1
+    path = write_yaml(tmp_path / "models.yaml", models)
+    lines = path.read_text().splitlines()
+    line_no = next(i for i, line in enumerate(lines, 1) if "delay_s" in line)
+    code, output = _invoke(tmp_path, [])
+    assert code == 2
+    assert f"models.yaml:{line_no}: judges[0].delay_s: Input should be greater than" in output
 
 
 def test_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None:

@@ -1,15 +1,15 @@
-"""Backends: where model calls go. One module per provider, one spec class per config entry.
+"""Backends: where model calls go. One module per provider, one provider spec class per backend.
 
-To add a backend: write its spec (a `BackendSpec` subclass with a `backend: Literal[...]` tag) and
-its `Backend` subclass in a module here, add the spec to the unions below and a branch to
-`create_backend`. Heavy client libraries are imported inside the backend, never at module level.
+- `base`: the seam (`Backend`, `BackendSpec` the provider spec, `GenerateSettings`, `Completion`).
+- `registry`: `backend:` name -> (spec class, backend class) per role; `create_backend`.
+- `sim`, `scripted`, `litellm_backend`, `openai_http` (vllm-server), `vllm_inprocess`, `local`.
+
+A provider spec holds provider settings only (model, endpoint, limits, params); what a model does
+in a tournament (a contestant's persona, a judge's verdict mode) is in the roles of
+`arena.config.schema`, which wrap a provider spec.
 """
 
 from __future__ import annotations
-
-from typing import Annotated
-
-from pydantic import Field
 
 from arena.backends.base import (
     Backend,
@@ -19,55 +19,28 @@ from arena.backends.base import (
     GenerationParams,
     Message,
 )
-from arena.backends.litellm_backend import LiteLLMBackend, LiteLLMSpec
-from arena.backends.local import LocalBackend, LocalSpec
-from arena.backends.openai_http import VllmServerBackend, VllmServerSpec
-from arena.backends.scripted import ScriptedBackend, ScriptedSpec
-from arena.backends.sim import SimBackend, SimJudgeBackend, SimJudgeSpec, SimSpec
-from arena.backends.vllm_inprocess import VllmBackend, VllmSpec
-
-ContestantSpec = Annotated[
-    SimSpec | ScriptedSpec | LiteLLMSpec | VllmServerSpec | VllmSpec | LocalSpec,
-    Field(discriminator="backend"),
-]
-"""A `models:` entry."""
-JudgeSpec = Annotated[
-    SimJudgeSpec | ScriptedSpec | LiteLLMSpec | VllmServerSpec | VllmSpec | LocalSpec,
-    Field(discriminator="backend"),
-]
-"""A `judges:` entry."""
-
-BACKEND_NAMES = ("sim", "scripted", "litellm", "vllm-server", "vllm", "local")
-
-
-def create_backend(spec: BackendSpec) -> Backend:
-    """The backend instance that serves one config entry."""
-    if isinstance(spec, SimSpec):
-        return SimBackend(spec)
-    if isinstance(spec, SimJudgeSpec):
-        return SimJudgeBackend(spec)
-    if isinstance(spec, ScriptedSpec):
-        return ScriptedBackend(spec)
-    if isinstance(spec, LiteLLMSpec):
-        return LiteLLMBackend(spec)
-    if isinstance(spec, VllmServerSpec):
-        return VllmServerBackend(spec)
-    if isinstance(spec, LocalSpec):
-        return LocalBackend(spec)
-    if isinstance(spec, VllmSpec):
-        return VllmBackend(spec)
-    raise TypeError(f"no backend for {type(spec).__name__}")
-
+from arena.backends.registry import (
+    Registered,
+    RoleKind,
+    backend_names,
+    create_backend,
+    provider_union,
+    register,
+    registered,
+)
 
 __all__ = [
-    "BACKEND_NAMES",
     "Backend",
     "BackendSpec",
     "Completion",
-    "ContestantSpec",
     "GenerateSettings",
     "GenerationParams",
-    "JudgeSpec",
     "Message",
+    "Registered",
+    "RoleKind",
+    "backend_names",
     "create_backend",
+    "provider_union",
+    "register",
+    "registered",
 ]

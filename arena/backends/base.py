@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,8 +37,12 @@ class GenerateSettings:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     top_logprobs: int | None = None  # ask for the top-k logprobs of each generated token
+    repetition_penalty: float | None = None
+    """vLLM's and transformers' repetition penalty (1: none); backends that have none ignore it."""
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings that identify a request (for its hash): only the ones that are set, so a
+        field added later leaves the hashes of requests that do not use it as they were."""
         out: dict[str, Any] = {"max_tokens": self.max_tokens}
         for key in ("temperature", "top_p", "seed", "top_logprobs"):
             value = getattr(self, key)
@@ -46,6 +50,8 @@ class GenerateSettings:
                 out[key] = value
         if self.stop:
             out["stop"] = list(self.stop)
+        if self.repetition_penalty is not None:
+            out["repetition_penalty"] = self.repetition_penalty
         return out
 
 
@@ -80,13 +86,26 @@ class GenerationParams(BaseModel):
     """Sampling seed passed to the provider (the tournament seed is used when unset)."""
     stop: list[str] = Field(default_factory=list)
     """Stop sequences."""
+    repetition_penalty: float | None = Field(None, gt=0)
+    """Divides the positive logits (multiplies the negative ones) of every token already in the
+    prompt or the reply, as vLLM and transformers do; above 1 discourages repeating, 1 is none.
+    The `local` and `vllm-server` backends pass it; `litellm` passes it as an extra field."""
+
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("repetition_penalty",)
+    """Settings added after runs were first recorded: left out of a stored spec while unset, so
+    that a model defined before they existed is stored, and resumed, as it was (`arena.runs`)."""
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-]*$"
 
 
 class BackendSpec(BaseModel):
-    """Fields every model entry has; each backend adds its own."""
+    """A provider spec: where a model entry's calls go and how (role options live in
+    `arena.config.schema`'s `ContestantRole` and `JudgeRole`, which wrap one of these).
+
+    Every backend subclasses it with a `backend: Literal[...]` tag and its own settings, and is
+    registered in `arena.backends.registry`.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -103,24 +122,6 @@ class BackendSpec(BaseModel):
     tokens_per_minute: float | None = Field(None, gt=0)
     """Rate limit: at most this many tokens per minute, counting the prompt (estimated at four
     characters a token) and the max new tokens of each call."""
-    persona: str | None = Field(None, min_length=1)
-    """Contestants only: a persona added to the debater's system prompt ('You are a cautious
-    economist...'), so that one model can play several contestants."""
-    verdict: Literal["json", "logprob"] = "json"
-    """Judges only: 'json' asks for {"winner", "rationale"}; 'logprob' asks for one word and
-    compares P(FOR) with P(AGAINST) in the first token's top logprobs (for small models)."""
-    tie_margin: float = Field(0.05, ge=0, le=0.5)
-    """Judges with verdict 'logprob': TIE when |P(FOR) - 0.5| is at most this."""
-    top_logprobs: int = Field(10, ge=2, le=20)
-    """Judges with verdict 'logprob': how many first-token alternatives to ask for."""
-    swap_check: bool = False
-    """Judges only: judge every debate twice with the speakers called Debater A and Debater B
-    instead of FOR and AGAINST, FOR being A the first time and B the second, to measure label
-    bias. The first verdict is stored under the judge's name and counts towards the debate's
-    winner; the second is stored under `<name>:swapped` and does not."""
-
-    JUDGE_ONLY: ClassVar[tuple[str, ...]] = ("verdict", "tie_margin", "top_logprobs", "swap_check")
-    CONTESTANT_ONLY: ClassVar[tuple[str, ...]] = ("persona",)
 
     env_fields: ClassVar[tuple[str, ...]] = ()
     """Names of fields that hold the *name* of an environment variable that must be set."""

@@ -89,7 +89,7 @@ class DebateTask(Task[DebatePlan, DebateState]):
                 tie_margin=j.tie_margin,
                 top_logprobs=j.top_logprobs,
                 swap_check=j.swap_check,
-                average_orders=getattr(j, "average_orders", False),
+                average_orders=j.average_orders,
             )
             for j in config.judges
         ]
@@ -97,8 +97,8 @@ class DebateTask(Task[DebatePlan, DebateState]):
 
     def backends(self) -> dict[str, Backend]:
         """The backends the task calls, by the caller's key."""
-        out = {c.name: create_backend(c) for c in self.config.contestants}
-        out.update({f"judge:{j.name}": create_backend(j) for j in self.config.judges})
+        out = {c.name: create_backend(c.provider) for c in self.config.contestants}
+        out.update({f"judge:{j.name}": create_backend(j.provider) for j in self.config.judges})
         return out
 
     # --- recording -----------------------------------------------------------------------------

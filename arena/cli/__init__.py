@@ -1,0 +1,53 @@
+"""The `arena` command: one module per subcommand, each a thin layer over the module that does
+the work; `common` holds the shared `--db` option and error reporting.
+
+- `tournament`: run or continue a tournament (`arena.tournament`).
+- `sql`: a read-only query (`storage.run_query`, `arena.sqlcmd`).
+- `rank`: the leaderboard and reports (`eval`).
+- `pairs`: preference pairs for DPO (`pairing`).
+
+A user's mistake is one line, `error: ...`, exit code 2, no traceback. Everything heavy (the
+engine, the backends, pydantic models, DuckDB) is imported inside the commands, so that
+`arena --help` starts fast. Nothing imports this package; it imports everything.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from arena.cli import pairs, rank, sql, tournament
+
+app = typer.Typer(
+    name="arena",
+    help="Tournaments of LLM debates, recorded in DuckDB.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for command in (tournament.tournament, sql.sql, rank.rank, pairs.pairs):
+    app.command()(command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from arena import __version__
+
+        typer.echo(f"arena {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Tournaments of LLM debates, recorded in DuckDB."""
+
+
+def main() -> None:
+    """The `arena` console script (and `python -m arena`)."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,96 @@
+"""`arena pairs`: turn-level preference pairs (PERSUADE rule) for DPO, written as Parquet, JSON
+Lines or a `datasets` DatasetDict (`pairing`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from arena.cli.common import DB_OPTION, fail, reported
+
+PAIRS_FLAGS = {
+    "run_id": "--run",
+    "chosen_models": "--chosen-model",
+    "rejected_models": "--rejected-model",
+}
+"""`PairOptions` fields whose flag is not `--<field-with-dashes>`, for one-line errors."""
+
+
+def pairs(
+    out: Path = typer.Option(
+        ..., "--out", help="Output: a .parquet or .jsonl file, or a folder for --format hf."
+    ),
+    db: Path = DB_OPTION,
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="parquet, jsonl, or hf (a DatasetDict for TRL); default: from --out's suffix.",
+    ),
+    run: str | None = typer.Option(None, "--run", help="Only this run's debates."),
+    chosen_model: list[str] | None = typer.Option(
+        None, "--chosen-model", help="Keep pairs whose chosen text comes from this model (repeat)."
+    ),
+    rejected_model: list[str] | None = typer.Option(
+        None, "--rejected-model", help="Keep pairs whose rejected text comes from this model."
+    ),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Outcomes by this judge's verdicts (default: each debate's majority)."
+    ),
+    min_agreement: float | None = typer.Option(
+        None, "--min-agreement", help="Only debates whose winner got this share of valid verdicts."
+    ),
+    max_per_key: int | None = typer.Option(
+        None, "--max-per-key", help="Seeded sample of at most N pairs per (topic, side, turn)."
+    ),
+    test_fraction: float | None = typer.Option(
+        None, "--test-fraction", help="Share of topics held out as test."
+    ),
+    test_topics: list[str] | None = typer.Option(
+        None, "--test-topics", help="Topic ids held out as test (comma-separated, or repeat)."
+    ),
+    context: str = typer.Option(
+        "none",
+        "--context",
+        help="Prompt: the turn's task (none) or the chosen debate's turns before it (transcript).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample and the split."),
+    memory_limit: str = typer.Option(
+        "1GB", "--memory-limit", help="DuckDB's memory limit; it spills to disk beyond it."
+    ),
+) -> None:
+    """Turn-level preference pairs (PERSUADE rule) for DPO, in TRL's conversational format."""
+    from pydantic import ValidationError
+
+    from arena.config.errors import flag_problem
+    from pairing import PairOptions
+    from pairing.export import export_pairs, format_for, summary_table
+
+    topics = [t.strip() for item in test_topics or [] for t in item.split(",") if t.strip()]
+    if topics and test_fraction is not None:
+        fail("give either --test-topics or --test-fraction, not both")
+    try:
+        options = PairOptions(
+            run_id=run,
+            chosen_models=chosen_model or None,
+            rejected_models=rejected_model or None,
+            judge=judge,
+            min_agreement=min_agreement,
+            max_per_key=max_per_key,
+            test_fraction=test_fraction or 0.0,
+            test_topics=topics or None,
+            seed=seed,
+            context=context,  # checked by PairOptions
+        )
+    except ValidationError as error:
+        flag, problem = flag_problem(error, PAIRS_FLAGS)
+        fail(f"{flag}: {problem}" if flag else problem)
+    with reported():
+        written = export_pairs(db, out, options, format_for(out, fmt), memory_limit)
+    typer.echo(f"wrote {written.total} pairs to {out}")
+    if written.total:
+        from rich.console import Console
+
+        Console().print(summary_table(written))

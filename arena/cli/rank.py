@@ -1,0 +1,101 @@
+"""`arena rank`: ratings with bootstrap intervals, judge quality and majority cycles, as a
+terminal table, JSON, Markdown or a self-contained HTML report (`eval.leaderboard`, `eval.render`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from arena.cli.common import DB_OPTION, fail, reported
+
+
+class RankFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
+class RankMethod(StrEnum):
+    bt = "bt"
+    elo = "elo"
+
+
+class TieModel(StrEnum):
+    half = "half"
+    davidson = "davidson"
+
+
+def rank(
+    db: Path = DB_OPTION,
+    run: str | None = typer.Option(None, "--run", help="Only this run's debates."),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Rate by this judge's verdicts (default: each debate's majority)."
+    ),
+    topic: list[str] | None = typer.Option(None, "--topic", help="Only this topic id (repeat)."),
+    category: list[str] | None = typer.Option(
+        None, "--category", help="Only topics of this category (repeat)."
+    ),
+    method: RankMethod = typer.Option(
+        RankMethod.bt, "--method", help="bt: Bradley-Terry (default); elo: bootstrapped online Elo."
+    ),
+    ties: TieModel = typer.Option(
+        TieModel.half, "--ties", help="Ties as half a win, or Davidson's tie model (bt only)."
+    ),
+    anchor: str | None = typer.Option(
+        None, "--anchor", help="Put this model at 1000 (default: the mean is 1000)."
+    ),
+    k: float = typer.Option(32.0, "--k", min=0.1, help="Elo K factor (rating over time, elo)."),
+    rounds: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap rounds."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    fmt: RankFormat = typer.Option(RankFormat.table, "--format", "-f", help="Output format."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write the json, markdown or html output to this file."
+    ),
+) -> None:
+    """Rank the models: ratings with bootstrap 95% intervals, judge quality, majority cycles.
+
+    Bradley-Terry (Elo scale) by default; --format html writes a self-contained report with
+    figures.
+    """
+    import json
+
+    from eval.leaderboard import RankOptions, build_report
+    from eval.render import html, markdown, terminal
+
+    options = RankOptions(
+        run_id=run,
+        judge=judge,
+        topics=tuple(topic or ()),
+        categories=tuple(category or ()),
+        method="elo" if method is RankMethod.elo else "bt",
+        ties="davidson" if ties is TieModel.davidson else "half",
+        rounds=rounds,
+        seed=seed,
+        anchor=anchor,
+        k=k,
+    )
+    if out is not None and fmt is RankFormat.table:
+        fail("--out: choose --format json, markdown or html to write a file")
+    if out is not None and not out.parent.is_dir():
+        fail(f"--out: no directory {out.parent}")
+    with reported():
+        report = build_report(db, options)
+    if fmt is RankFormat.table:
+        from rich.console import Console
+
+        terminal(report, Console())
+        return
+    text = {
+        RankFormat.json: lambda: json.dumps(report, indent=1),
+        RankFormat.markdown: lambda: markdown(report),
+        RankFormat.html: lambda: html(report),
+    }[fmt]()
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {out}")
