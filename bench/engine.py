@@ -10,8 +10,10 @@ tree's own loader, so both engines play exactly the same tournament.
    the engine leaves to the models.
 2. 0.5 s simulated latency at concurrency 512: achieved calls/s divided by the ideal 1,024/s, and
    by a bare asyncio skeleton of the same workload (debates of 11 dependent calls, same limits).
-3. Peak resident memory (ru_maxrss) for 20,000 and 80,000 debates of 2 turns at zero latency:
-   flat means the plan is streamed and only the window of debates under way is in memory.
+3. Peak resident memory (ru_maxrss) for 20,000 and 80,000 debates of 2 turns at zero latency,
+   with what DuckDB says it holds at the end; and the peak of Python's own allocations
+   (tracemalloc) for 5,000 and 20,000 debates: flat means the plan is streamed and only the
+   window of debates under way is in memory.
 4. For the record: concurrency 4,096 at 0.5 s, 20 models x 25 motions.
 
     python bench/engine.py --baseline-ref 33c0582     # everything, old engine beside the new
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +82,19 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         )
         config = load_tournament(topics, models, {})
         store = Store.open(folder / "bench.duckdb")
+        if args.trace:
+            tracemalloc.start()
         try:
             tournament = Tournament(config, store, "bench")
             start = time.perf_counter()
             summary = asyncio.run(tournament.run())
             store.writer.flush()  # durable: everything on disk before the clock stops
             elapsed = time.perf_counter() - start
+            # What DuckDB holds (buffers, indexes) at the end, to tell it from our own memory.
+            ((duckdb_bytes,),) = store.read(
+                "select coalesce(sum(memory_usage_bytes), 0) from duckdb_memory()"
+            )
+            rss_now = _rss_bytes()
         finally:
             store.close()
     assert summary.failed == 0 and summary.done == summary.total, summary
@@ -95,7 +105,16 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         "calls": summary.calls.calls,
         "seconds": elapsed,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "end_rss_mb": rss_now / 2**20,
+        "duckdb_mb": duckdb_bytes / 2**20,
+        "python_peak_mb": tracemalloc.get_traced_memory()[1] / 2**20 if args.trace else None,
     }
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory now (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def bare_sim_turns(n_turns: int) -> float:
@@ -174,6 +193,7 @@ def main() -> None:
     for name, default in (("models", 8), ("topics", 40), ("concurrency", 64), ("turns", 10)):
         parser.add_argument(f"--{name}", type=int, default=default, help=argparse.SUPPRESS)
     parser.add_argument("--latency", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--trace", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
@@ -234,10 +254,20 @@ def run(trees: dict[str, Path], quick: bool, skip: set[str]) -> None:
             n_topics = debates // 380 + (1 if debates % 380 else 0)
             results = each(models=20, topics=n_topics, concurrency=64, latency=0.0, turns=2)
             for name, r in results.items():
+                ours = r["end_rss_mb"] - r["duckdb_mb"]
                 print(
-                    f"  {name:4} {r['debates']:6} debates: {r['max_rss_mb']:7.0f} MB peak, "
-                    f"{r['seconds']:.1f} s"
+                    f"  {name:4} {r['debates']:6} debates: {r['max_rss_mb']:5.0f} MB peak; at the "
+                    f"end {r['end_rss_mb']:5.0f} MB resident, of which DuckDB "
+                    f"{r['duckdb_mb']:4.0f} MB, the rest {ours:4.0f} MB; {r['seconds']:.1f} s"
                 )
+
+    if "3" not in skip:
+        print("3b. peak of Python's own allocations (tracemalloc, which slows the run), 2 turns")
+        for debates in (2000, 8000) if quick else (5000, 20000):
+            n_topics = debates // 380 + (1 if debates % 380 else 0)
+            results = each(models=20, topics=n_topics, concurrency=64, turns=2, trace=1)
+            for name, r in results.items():
+                print(f"  {name:4} {r['debates']:6} debates: {r['python_peak_mb']:6.1f} MB")
 
     if "4" not in skip and not quick:
         latency_run(each, 20, 25, 4096, 0.5)

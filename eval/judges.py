@@ -11,9 +11,10 @@ verdict on a debate. A *label matrix* has one row per debate and one column per 
 - `verbosity`: does the longer side win? The Pearson (point-biserial) correlation between the
   FOR side's share of the characters spoken and a FOR win, over decisive verdicts, with its
   p-value, and the share of decisive verdicts won by the side that spoke more.
-- `swap_consistency`: a judge asked twice with the debaters' labels swapped
-  (`swap_check: true`, recorded as `<judge>` and `<judge>:swapped`) should give the same
-  verdict both times; the share of debates where it did, and Cohen's kappa between the two.
+- `swap_consistency`: a judge asked twice under neutral labels, FOR called Debater A and then
+  Debater B (`swap_check` or `average_orders`: its `verdicts` rows of `variant` 'for_a' and
+  'for_b' on the same debate), should give the same verdict both times; the share of debates
+  where it did, and Cohen's kappa between the two.
 
 Every function takes plain numpy arrays and returns plain numbers, so it works on any table of
 verdicts, not only ours.
@@ -186,6 +187,9 @@ class SwapConsistency:
 
 def swap_consistency(original: npt.ArrayLike, swapped: npt.ArrayLike) -> SwapConsistency:
     """Share of debates (both presentations valid) with the same verdict, and Cohen's kappa.
+
+    `original` and `swapped` are one judge's labels per debate with FOR called Debater A and
+    with FOR called Debater B (mapped back to FOR and AGAINST), MISSING where not valid.
 
     >>> s = swap_consistency([A_WINS, B_WINS, A_WINS, MISSING], [A_WINS, B_WINS, B_WINS, A_WINS])
     >>> round(s.agreement, 3), s.n

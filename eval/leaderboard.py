@@ -3,7 +3,11 @@
 Each judged debate is a battle between its FOR and its AGAINST model. The main table rates the
 debates' majority verdicts (`debates.winner`), or one judge's valid verdicts with `judge`; below
 it every judge gets a table of its own (ratings per judge and pooled, side by side). Reading goes
-through `storage.run_query`, so it works while a tournament is running.
+through `storage.run_query` with bound parameters, so it works while a tournament is running.
+
+A judge's verdict on a debate is its row with `verdicts.counts` (the one that decides, one per
+judge and debate); a judge shown each debate in both neutral-label orders also has rows with
+`variant` 'for_a' and 'for_b', which give its swap consistency. Judge names are never parsed.
 
 The report is a plain dict with a versioned schema (`JSON_SCHEMA_VERSION`, documented in
 docs/rank.md) and the terminal table, Markdown and HTML are rendered from it (`eval.render`), so
@@ -23,7 +27,6 @@ import numpy as np
 import numpy.typing as npt
 
 from arena.core.errors import UserError
-from arena.judging import SWAPPED_SUFFIX
 from eval.graph import cycles, edges, majority_graph
 from eval.judges import MISSING, kappa, side_bias, swap_consistency, verbosity
 from eval.judges import cohen_kappa as _cohen
@@ -67,34 +70,40 @@ class RankOptions:
     k: float = 32.0
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+Query = tuple[str, list[object]]
+"""SQL with `?` placeholders, and the values bound to them in order."""
+
+SWAP_VARIANTS = ("for_a", "for_b")
+"""`verdicts.variant` of the two neutral-label readings: FOR called Debater A, then B."""
 
 
-def _in(column: str, values: Sequence[str]) -> str:
-    return f"{column} in ({', '.join(_literal(v) for v in values)})"
-
-
-def selected_debates_sql(options: RankOptions) -> str:
-    """SQL for the ids and order keys of the finished debates the options select."""
+def selected_debates_sql(options: RankOptions) -> Query:
+    """SQL (and parameters) for the ids and order keys of the finished debates the options
+    select."""
     where = ["d.status = 'done'"]
+    params: list[object] = []
     if options.run_id is not None:
-        where.append(f"d.run_id = {_literal(options.run_id)}")
+        where.append("d.run_id = ?")
+        params.append(options.run_id)
     if options.topics:
-        where.append(_in("d.topic_id", options.topics))
+        where.append("list_contains(?::VARCHAR[], d.topic_id)")
+        params.append(list(options.topics))
     if options.categories:
-        where.append(_in("t.category", options.categories))
-    return (
+        where.append("list_contains(?::VARCHAR[], t.category)")
+        params.append(list(options.categories))
+    sql = (
         "select d.debate_id, d.for_model, d.against_model, d.winner, d.updated_at"
         " from debates d join topics t on t.run_id = d.run_id and t.topic_id = d.topic_id"
         f" where {' and '.join(where)}"
     )
+    return sql, params
 
 
-def _debates_sql(options: RankOptions) -> str:
+def _debates_sql(options: RankOptions) -> Query:
     """The selected debates in debate order, with the characters each side spoke."""
-    return (
-        f"with s as ({selected_debates_sql(options)})"
+    selected, params = selected_debates_sql(options)
+    sql = (
+        f"with s as ({selected})"
         " select s.debate_id, s.for_model, s.against_model, s.winner,"
         " coalesce(sum(length(u.text)) filter (where u.side = 'FOR'), 0),"
         " coalesce(sum(length(u.text)) filter (where u.side = 'AGAINST'), 0)"
@@ -102,14 +111,19 @@ def _debates_sql(options: RankOptions) -> str:
         " group by s.debate_id, s.for_model, s.against_model, s.winner, s.updated_at"
         " order by s.updated_at, s.debate_id"
     )
+    return sql, params
 
 
-def _verdicts_sql(options: RankOptions) -> str:
-    return (
-        f"with s as ({selected_debates_sql(options)})"
-        " select v.debate_id, v.judge, v.winner, v.valid from verdicts v"
+def _verdicts_sql(options: RankOptions) -> Query:
+    """The verdicts on the selected debates that count, and the neutral-label readings."""
+    selected, params = selected_debates_sql(options)
+    sql = (
+        f"with s as ({selected})"
+        " select v.debate_id, v.judge, v.variant, v.counts, v.winner, v.valid from verdicts v"
         " semi join s on s.debate_id = v.debate_id"
+        " where v.counts or list_contains(?::VARCHAR[], v.variant)"
     )
+    return sql, [*params, list(SWAP_VARIANTS)]
 
 
 @dataclass
@@ -121,26 +135,35 @@ class _Data:
     for_chars: npt.NDArray[np.float64]
     against_chars: npt.NDArray[np.float64]
     judges: list[str]
-    labels: npt.NDArray[np.int64]  # debates x judges, MISSING where no valid verdict
-    verdicts: npt.NDArray[np.int64]  # debates x judges, 1 where the judge gave any verdict
+    """The judges with a verdict that counts on a selected debate, sorted."""
+    labels: npt.NDArray[np.int64]
+    """Debates x judges: the verdict that counts, MISSING where there is no valid one."""
+    verdicts: npt.NDArray[np.int64]
+    """Debates x judges: 1 where the judge gave a verdict that counts, valid or not."""
+    swaps: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]
+    """Judge -> its labels with FOR called Debater A and with FOR called Debater B, for the
+    judges read both ways."""
 
 
 def _check_filters(db: Path, options: RankOptions) -> None:
-    def known(sql: str) -> list[str]:
-        return sorted(str(r[0]) for r in run_query(db, sql).rows)
+    def known(sql: str, params: Sequence[object]) -> list[str]:
+        return sorted(str(r[0]) for r in run_query(db, sql, params).rows)
 
     if options.run_id is not None:
-        runs = known("select run_id from runs")
+        runs = known("select run_id from runs", [])
         if options.run_id not in runs:
             raise UserError(f"--run: no run {options.run_id!r} in {db} (runs: {', '.join(runs)})")
-    scope = f" where run_id = {_literal(options.run_id)}" if options.run_id else ""
+    scope = "(? is null or run_id = ?)"  # no run given: every run
+    run = [options.run_id, options.run_id]
     if options.topics:
-        topics = known(f"select distinct topic_id from topics{scope}")
+        topics = known(f"select distinct topic_id from topics where {scope}", run)
         for t in options.topics:
             if t not in topics:
                 raise UserError(f"--topic: no topic {t!r} (topics: {', '.join(topics)})")
     if options.categories:
-        cats = known(f"select distinct category from topics{scope} where category is not null")
+        cats = known(
+            f"select distinct category from topics where {scope} and category is not null", run
+        )
         for c in options.categories:
             if c not in cats:
                 raise UserError(f"--category: no category {c!r} (categories: {', '.join(cats)})")
@@ -148,19 +171,32 @@ def _check_filters(db: Path, options: RankOptions) -> None:
 
 def _load(db: Path, options: RankOptions) -> _Data:
     _check_filters(db, options)
-    rows = run_query(db, _debates_sql(options)).rows
+    rows = run_query(db, *_debates_sql(options)).rows
     ids = [str(r[0]) for r in rows]
     position = {d: i for i, d in enumerate(ids)}
-    verdict_rows = run_query(db, _verdicts_sql(options)).rows
-    judges = sorted({str(r[1]) for r in verdict_rows})
+    verdict_rows = run_query(db, *_verdicts_sql(options)).rows
+    judges = sorted({str(r[1]) for r in verdict_rows if r[3]})
     column = {j: i for i, j in enumerate(judges)}
     labels = np.full((len(ids), len(judges)), MISSING, dtype=np.int64)
     given = np.zeros((len(ids), len(judges)), dtype=np.int64)
-    for debate_id, judge, winner, valid in verdict_rows:
-        i, j = position[str(debate_id)], column[str(judge)]
-        given[i, j] = 1
-        if valid and winner is not None:
-            labels[i, j] = _OUTCOME[str(winner)]
+    readings: dict[tuple[str, str], npt.NDArray[np.int64]] = {}
+    for debate_id, judge, variant, counts, winner, valid in verdict_rows:
+        i = position[str(debate_id)]
+        label = _OUTCOME[str(winner)] if valid and winner is not None else MISSING
+        if counts:
+            j = column[str(judge)]
+            given[i, j] = 1
+            labels[i, j] = label
+        if variant in SWAP_VARIANTS:
+            key = (str(judge), str(variant))
+            if key not in readings:
+                readings[key] = np.full(len(ids), MISSING, dtype=np.int64)
+            readings[key][i] = label
+    swaps = {
+        judge: (readings[(judge, "for_a")], readings[(judge, "for_b")])
+        for judge in sorted({judge for judge, _ in readings})
+        if (judge, "for_a") in readings and (judge, "for_b") in readings
+    }
     return _Data(
         debate_ids=ids,
         for_model=[str(r[1]) for r in rows],
@@ -171,6 +207,7 @@ def _load(db: Path, options: RankOptions) -> _Data:
         judges=judges,
         labels=labels,
         verdicts=given,
+        swaps=swaps,
     )
 
 
@@ -289,11 +326,9 @@ def _battles(
 
 
 def _judge_quality(data: _Data) -> dict[str, Any]:
-    plain = [j for j in data.judges if not j.endswith(SWAPPED_SUFFIX)]
+    judges = data.judges
     rows = []
-    for j, judge in enumerate(data.judges):
-        if judge.endswith(SWAPPED_SUFFIX):
-            continue
+    for j, judge in enumerate(judges):
         y = data.labels[:, j]
         given = int(data.verdicts[:, j].sum())
         valid = int(np.sum(y != MISSING))
@@ -315,31 +350,26 @@ def _judge_quality(data: _Data) -> dict[str, Any]:
                 "longer_side_won": _round(verb.longer_side_won, 4),
             }
         )
-    cols = [data.judges.index(j) for j in plain]
     agreement: dict[str, Any] = {"statistic": None, "kappa": None, "debates": 0, "pairwise": []}
-    if len(cols) >= 2:
-        k, n, stat = kappa(data.labels[:, cols])
+    if len(judges) >= 2:
+        k, n, stat = kappa(data.labels)
         pairwise = []
-        for p in range(len(cols)):
-            for q in range(p + 1, len(cols)):
-                kpq, npq = _cohen(data.labels[:, cols[p]], data.labels[:, cols[q]])
-                pairwise.append({"a": plain[p], "b": plain[q], "kappa": _round(kpq, 4), "n": npq})
+        for p in range(len(judges)):
+            for q in range(p + 1, len(judges)):
+                kpq, npq = _cohen(data.labels[:, p], data.labels[:, q])
+                pairwise.append({"a": judges[p], "b": judges[q], "kappa": _round(kpq, 4), "n": npq})
         agreement = {"statistic": stat, "kappa": _round(k, 4), "debates": n, "pairwise": pairwise}
     swaps = []
-    for judge in plain:
-        twin = judge + SWAPPED_SUFFIX
-        if twin in data.judges:
-            s = swap_consistency(
-                data.labels[:, data.judges.index(judge)], data.labels[:, data.judges.index(twin)]
-            )
-            swaps.append(
-                {
-                    "judge": judge,
-                    "agreement": _round(s.agreement, 4),
-                    "kappa": _round(s.kappa, 4),
-                    "n": s.n,
-                }
-            )
+    for judge, (for_a, for_b) in data.swaps.items():
+        s = swap_consistency(for_a, for_b)
+        swaps.append(
+            {
+                "judge": judge,
+                "agreement": _round(s.agreement, 4),
+                "kappa": _round(s.kappa, 4),
+                "n": s.n,
+            }
+        )
     return {"per_judge": rows, "agreement": agreement, "swap": swaps}
 
 
@@ -350,9 +380,8 @@ def build_report(db: Path, options: RankOptions) -> dict[str, Any]:
     have a judged debate.
     """
     data = _load(db, options)
-    plain = [j for j in data.judges if not j.endswith(SWAPPED_SUFFIX)]
     if options.judge is not None and options.judge not in data.judges:
-        listing = ", ".join(plain) or "none"
+        listing = ", ".join(data.judges) or "none"
         raise UserError(f"--judge: no verdicts by {options.judge!r} (judges: {listing})")
     if options.judge is None:
         main_labels = [MISSING if w is None else _OUTCOME[w] for w in data.majority]
@@ -380,8 +409,8 @@ def build_report(db: Path, options: RankOptions) -> dict[str, Any]:
     }
     report.update(_rate(names, a, b, outcome, options, detail=True))
     per_judge: dict[str, Any] = {}
-    for judge in plain:
-        labels = data.labels[:, data.judges.index(judge)].tolist()
+    for j, judge in enumerate(data.judges):
+        labels = data.labels[:, j].tolist()
         judged = _models(data, labels)
         ja, jb, jo = _battles(data, labels, judged)
         if len(judged) >= 2 and (

@@ -8,9 +8,10 @@ It reads what the engine recorded (through `storage`) and never calls a model.
     write_pairs(store, "pairs.parquet", PairOptions(run_id="r1"), format="parquet")
     write_pairs(store, "pairs/", PairOptions(chosen_models=["m"]), format="hf")  # DatasetDict
 
-Modules: pairs (the PERSUADE rule as set-based DuckDB queries, Parquet/JSONL export), prompts
+Modules: pairs (the PERSUADE rule as set-based DuckDB queries, streamed out by COPY), prompts
 (each pair's prompt, with or without the chosen debate's transcript), hf (a `datasets`
-DatasetDict for TRL, the `train` extra).
+DatasetDict for TRL, the `train` extra), writers (`write_pairs`: every format, written
+atomically), export (what `arena pairs` does, also while a tournament writes to the file).
 """
 
 from pairing.pairs import (
@@ -22,9 +23,9 @@ from pairing.pairs import (
     candidates_query,
     check_names,
     derive_pairs,
-    write_pairs,
 )
 from pairing.prompts import prompt_messages
+from pairing.writers import write_pairs
 
 __all__ = [
     "PAIR_COLUMNS",

@@ -1,10 +1,14 @@
 """What `arena pairs` does: checks, a read-only connection set up to stream, the file, a summary.
 
-Everything a user can get wrong is checked before anything is written: the database, the names
-in the filters (a typo would otherwise give an empty or wrongly split dataset), the output
-path, and for `--format hf` the `datasets` package. DuckDB gets a memory limit (1 GB unless told
-otherwise) and a scratch folder beside the output to spill to, so the full cross product of a
-large arena is written in bounded memory; the scratch folder is removed afterwards.
+The connection comes from `storage.read_connection`: the database file itself when no tournament
+holds it, else a consistent snapshot of the tables the pair queries read, which the running
+tournament copies for us (storage/snapshot.py), so `arena pairs` works mid-run and its pairs are
+those of one moment. Everything a user can get wrong is checked before anything is written: the
+database, the names in the filters (a typo would otherwise give an empty or wrongly split
+dataset), the output path, and for `--format hf` the `datasets` package. DuckDB gets a memory
+limit (1 GB unless told otherwise) and a scratch folder beside the output to spill to, so the
+full cross product of a large arena is written in bounded memory; the scratch folder is removed
+afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import duckdb
 from rich.table import Table
 
 from arena.core.errors import UserError
-from pairing.pairs import PairFormat, PairOptions, WrittenPairs, check_names, write_pairs
+from pairing.pairs import PAIR_TABLES, PairFormat, PairOptions, WrittenPairs, check_names
+from pairing.writers import write_pairs
+from storage import read_connection
 
 DEFAULT_MEMORY_LIMIT = "1GB"
 SUMMARY_MODELS = 12
@@ -42,7 +48,8 @@ def export_pairs(
     format: PairFormat,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> WrittenPairs:
-    """Write the pairs of `options` from the database `db` to `out`; UserError for bad input."""
+    """Write the pairs of `options` from the database `db` to `out`, also while a tournament
+    writes to it; UserError for bad input, StoreError when the database cannot be read."""
     if not db.is_file():
         raise UserError(f"no database at {db}")
     if format == "hf":
@@ -52,11 +59,7 @@ def export_pairs(
         check_target(out)
     elif out.is_dir():
         raise UserError(f"{out} is a folder; give a file name for --format {format}")
-    try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error as error:
-        raise UserError(f"cannot read {db} (is a tournament running on it?): {error}") from None
-    try:
+    with read_connection(db, tables=PAIR_TABLES) as con:
         con.execute("SET enable_progress_bar = false")  # stdout is for our own lines
         try:
             check_names(con, options)
@@ -75,8 +78,6 @@ def export_pairs(
             return write_pairs(con, out, options, format=format)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    finally:
-        con.close()
 
 
 def summary_table(written: WrittenPairs) -> Table:

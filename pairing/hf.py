@@ -7,19 +7,21 @@
     DPOTrainer(model, args=DPOConfig(...), train_dataset=pairs["train"],
                eval_dataset=pairs["test"], processing_class=tokenizer)
 
-The rows are those of `write_pairs` (pairing/pairs.py): `prompt` a list of chat messages, `chosen`
-and `rejected` one assistant message each (TRL's conversational preference format), then the
-metadata columns. DuckDB writes each split to Parquet in a scratch folder beside the target;
-`datasets` converts them to Arrow (without touching the Hugging Face Hub) and `save_to_disk`
-writes the DatasetDict; the scratch folder is removed. A split with no pairs is an empty
-dataset with the same columns.
+The rows are those of pairing/pairs.py: `prompt` a list of chat messages, `chosen` and
+`rejected` one assistant message each (TRL's conversational preference format), then the metadata
+columns. DuckDB writes each split to Parquet in a scratch folder beside the target; `datasets`
+converts them to Arrow (without touching the Hugging Face Hub) and `save_to_disk` writes the
+DatasetDict there too; then it is renamed into place (an earlier output renamed out of the way
+first, then removed), so the target is never half written. A split with no pairs is an empty
+dataset with the same columns. `pairing.write_pairs(..., format="hf")` (pairing/writers.py) calls
+this; this module builds on pairs.py only.
 
 `datasets` is optional (the `train` extra) and imported only here.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -108,9 +110,9 @@ def write_dataset_dict(source: Connection, target: Path, options: PairOptions) -
             # an empty split saved with the default sharding has no shard and does not load
             empty = {split: 1 for split, rows in splits.items() if rows.num_rows == 0}
             datasets.DatasetDict(splits).save_to_disk(str(staged), num_shards=empty)
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.move(staged, target)
+            if target.exists():  # an earlier output (check_target): out of the way, then gone
+                os.replace(target, Path(scratch) / "replaced")
+            os.replace(staged, target)
     finally:
         if progress:
             datasets.enable_progress_bars()

@@ -12,9 +12,10 @@ Worked example: topic t, two debates, A (FOR) beat B in d1, B (FOR) lost to A in
 (t, AGAINST, 2) pairs d2's AGAINST opening by A (chosen, AGAINST won d2) with d1's by B.
 
 The outcome is the debate's majority verdict (`debates.winner`), or with `judge` that judge's
-valid verdict; `min_agreement` keeps only debates whose winning side got at least that share of
-the valid verdicts. The same rule, unfiltered and by majority, is the `pairs` view of the store
-(storage/migrations/0002_pairs_view.sql).
+valid verdict that counts (`verdicts.counts`: a judge that reads a debate more than once has one
+such row per debate); `min_agreement` keeps only debates whose winning side got at least that
+share of the valid verdicts that count. The same rule, unfiltered and by majority, is the `pairs`
+view of the store (storage/migrations/0002_pairs_view.sql).
 
 How it runs, so that it stays fast at the scale of a large arena (see bench/pairs.py):
 
@@ -48,12 +49,11 @@ Simplified on purpose:
     from pairing import PairOptions, derive_pairs, write_pairs
 
     rows = derive_pairs(store, PairOptions(max_per_key=50, test_fraction=0.1, seed=1))
-    write_pairs(store, "pairs.parquet", PairOptions(run_id="r1")).total
+    write_pairs(store, "pairs.parquet", PairOptions(run_id="r1")).total   # pairing/writers.py
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -70,6 +70,9 @@ from storage import Store
 
 Connection = Store | duckdb.DuckDBPyConnection
 """Where pairs are read from: an open `storage.Store` or a plain DuckDB connection."""
+
+PAIR_TABLES = ("runs", "topics", "models", "debates", "turns", "verdicts")
+"""The tables the pair queries read (what a snapshot for them must hold)."""
 
 PairFormat = Literal["parquet", "jsonl", "hf"]
 Context = Literal["none", "transcript"]
@@ -125,7 +128,7 @@ class PairOptions(BaseModel):
     min_agreement: float | None = Field(default=None, ge=0.0, le=1.0)
     """Only debates whose winning side got at least this share of the valid verdicts (a TIE is
     a valid verdict for neither side; a share given to 4 decimals passes: 0.6667 keeps 2 of 3).
-    A swap-check judge's second verdict (`<judge>:swapped`) is not counted, as in the majority."""
+    Each judge's verdict that counts (`verdicts.counts`) is its one vote, as in the majority."""
     max_per_key: int | None = Field(default=None, ge=1)
     """At most this many pairs per (topic, side, turn) key, a seeded sample; all when None."""
     test_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -207,7 +210,8 @@ def candidates_query(options: PairOptions) -> tuple[str, dict[str, object]]:
     else:
         outcome = "jv.winner"
         judge_join = (
-            "JOIN verdicts jv ON jv.debate_id = d.debate_id AND jv.judge = $judge AND jv.valid"
+            "JOIN verdicts jv ON jv.debate_id = d.debate_id AND jv.judge = $judge"
+            " AND jv.counts AND jv.valid"
         )
         params["judge"] = options.judge
     agreement_join = agreement = ""
@@ -216,7 +220,7 @@ def candidates_query(options: PairOptions) -> tuple[str, dict[str, object]]:
         SELECT debate_id, count(*) AS valid_votes,
                count(*) FILTER (winner = 'FOR') AS for_votes,
                count(*) FILTER (winner = 'AGAINST') AS against_votes
-        FROM verdicts WHERE valid AND NOT ends_with(judge, ':swapped') GROUP BY debate_id
+        FROM verdicts WHERE valid AND counts GROUP BY debate_id
     ) v ON v.debate_id = o.debate_id"""
         # a share given to 4 decimals passes: 2 of 3 meets 0.6667 (but not 0.667)
         agreement = """AND (CASE o.winner WHEN 'FOR' THEN v.for_votes ELSE v.against_votes END)
@@ -547,34 +551,6 @@ def copy_pairs(
         # COPY answers with the number of rows it wrote.
         (written,) = _read(source, f"COPY ({sql}) TO $path ({', '.join(options)})", params)[0]
     return int(written)
-
-
-def write_pairs(
-    source: Connection,
-    path: str | os.PathLike[str],
-    options: PairOptions | None = None,
-    format: PairFormat = "parquet",
-) -> WrittenPairs:
-    """Write the pairs of `options` to `path`: Parquet, JSON Lines, or a `datasets` DatasetDict.
-
-    `prompt`, `chosen` and `rejected` are lists of {role, content} messages, TRL's conversational
-    preference format. Parquet and JSON Lines are written by DuckDB's COPY, rows in no particular
-    order; `hf` is a DatasetDict with `train` and `test` splits saved to the folder `path`
-    (`datasets.load_from_disk`), which needs the `train` extra (pairing/hf.py).
-    """
-    if format not in ("parquet", "jsonl", "hf"):
-        raise ValueError(f"unknown format {format!r}: use 'parquet', 'jsonl' or 'hf'")
-    options = options or PairOptions()
-    target = Path(path)
-    if format == "hf":
-        from pairing.hf import write_dataset_dict
-
-        return write_dataset_dict(source, target, options)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with selected_pairs(source, options) as selected:
-        total = copy_pairs(source, selected, target, options.context, format)
-        counts = pair_counts(source, selected, total)
-    return WrittenPairs(target, total, counts)
 
 
 def check_names(source: Connection, options: PairOptions) -> None:

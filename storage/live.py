@@ -9,11 +9,18 @@ its own connection; DuckDB's MVCC lets them read committed data while the writer
   (a Unix socket path must stay under ~104-108 bytes), and is readable by its owner only.
 - `<db>.live.json` ({pid, socket, started_at, db}) tells clients where it is. A file whose pid is
   no longer running is stale (the tournament was killed) and is ignored.
-- Framing: a 4-byte big-endian length, then UTF-8 JSON. One query per connection: the request
-  `{"sql": ...}`, the answer `{"ok": true, "columns": [...], "rows": [[...], ...]}` or
-  `{"ok": false, "kind": "read_only" | "error" | "unavailable", "error": "..."}`.
+- Framing: a 4-byte big-endian length, then UTF-8 JSON. One request per connection, of two kinds:
+  - a query, `{"sql": ..., "params": [...]}` (params optional: JSON values bound to the `?` of a
+    one-statement query), answered `{"ok": true, "columns": [...], "rows": [[...], ...]}`;
+  - a snapshot for a bulk reader, `{"snapshot": "/abs/new.duckdb", "tables": [...]}` (tables
+    optional: all of them), answered `{"ok": true, "tables": {name: rows}}` once the tournament
+    has copied those tables, as of one moment, into that new file (storage/snapshot.py). It
+    writes only that file, which must not exist; the database itself is only read.
+  A failure is `{"ok": false, "kind": "read_only" | "error" | "unavailable", "error": "..."}`.
 
-Simplified on purpose: no authentication beyond the socket's file mode, and no result size cap.
+Simplified on purpose: no authentication beyond the socket's file mode (whoever can connect is
+the tournament's own user, who could write a snapshot's file anyway), and no result size cap:
+a query's rows travel as one JSON message, which is what snapshots are for when they are many.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import socketserver
 import struct
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +43,8 @@ from typing import Any
 import duckdb
 
 from storage.errors import ReadOnlyQueryError, StoreError
-from storage.query import QueryResult, execute_read_query
+from storage.query import Params, QueryResult, check_params, execute_read_query
+from storage.snapshot import write_snapshot
 
 _HEADER = struct.Struct(">I")
 MAX_REQUEST_BYTES = 1 << 20
@@ -144,7 +153,8 @@ class _Handler(socketserver.BaseRequestHandler):
 
 
 class LiveServer:
-    """Answers read-only queries on cursors of `con`'s database, one thread per client."""
+    """Answers read-only queries and snapshot requests on cursors of `con`'s database, one thread
+    per client."""
 
     def __init__(self, db: Path, con: duckdb.DuckDBPyConnection) -> None:
         self.db = db
@@ -180,17 +190,42 @@ class LiveServer:
 
     def answer(self, request: object) -> dict[str, Any]:
         """The response to one request (never raises)."""
-        sql = request.get("sql") if isinstance(request, dict) else None
+        if not isinstance(request, dict):
+            return {"ok": False, "kind": "error", "error": "the request is not a JSON object"}
+        if "snapshot" in request:
+            return self._snapshot(request)
+        sql, params = request.get("sql"), request.get("params")
         if not isinstance(sql, str):
             return {"ok": False, "kind": "error", "error": "the request has no 'sql' string"}
+        try:
+            values = check_params(params)
+        except TypeError as exc:
+            return {"ok": False, "kind": "error", "error": str(exc)}
+        return self._on_cursor(lambda cursor: _rows_answer(execute_read_query(cursor, sql, values)))
+
+    def _snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
+        target, tables = request.get("snapshot"), request.get("tables")
+        if not isinstance(target, str):
+            return {"ok": False, "kind": "error", "error": "'snapshot' must be a path"}
+        if tables is not None and not (
+            isinstance(tables, list) and all(isinstance(t, str) for t in tables)
+        ):
+            return {"ok": False, "kind": "error", "error": "'tables' must be a list of names"}
+        return self._on_cursor(
+            lambda cursor: {"ok": True, "tables": write_snapshot(cursor, Path(target), tables)}
+        )
+
+    def _on_cursor(
+        self, work: Callable[[duckdb.DuckDBPyConnection], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """`work` on a fresh cursor that `stop` can interrupt; failures become answers."""
         with self._lock:
             if self._stopping:
                 return {"ok": False, "kind": "unavailable", "error": "the tournament is closing"}
             cursor = self._root.cursor()
             self._active.add(cursor)
         try:
-            result = execute_read_query(cursor, sql)
-            return {"ok": True, "columns": result.columns, "rows": [list(r) for r in result.rows]}
+            return work(cursor)
         except ReadOnlyQueryError as exc:
             return {"ok": False, "kind": "read_only", "error": str(exc)}
         except StoreError as exc:
@@ -219,8 +254,15 @@ class LiveServer:
         self.socket_path.unlink(missing_ok=True)
 
 
-def query_live(info: LiveInfo, sql: str, timeout_s: float | None = None) -> QueryResult:
-    """Run `sql` on the live server; LiveUnavailable when there is no server to answer."""
+def _rows_answer(result: QueryResult) -> dict[str, Any]:
+    return {"ok": True, "columns": result.columns, "rows": [list(r) for r in result.rows]}
+
+
+def _ask(info: LiveInfo, request: dict[str, Any], timeout_s: float | None) -> dict[str, Any]:
+    """Send one request and return the successful answer; raise for a failed one.
+
+    LiveUnavailable when there is no server to answer (the caller may read the file instead).
+    """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(CONNECT_TIMEOUT_S)
         try:
@@ -229,7 +271,7 @@ def query_live(info: LiveInfo, sql: str, timeout_s: float | None = None) -> Quer
             raise LiveUnavailable(str(exc)) from exc
         sock.settimeout(timeout_s)
         try:
-            send_frame(sock, {"sql": sql})
+            send_frame(sock, request)
             response = recv_frame(sock)
         except TimeoutError:
             raise StoreError(
@@ -240,11 +282,43 @@ def query_live(info: LiveInfo, sql: str, timeout_s: float | None = None) -> Quer
     if not isinstance(response, dict):
         raise LiveUnavailable("malformed answer")
     if response.get("ok"):
-        columns = [str(c) for c in response.get("columns", [])]
-        return QueryResult(columns, [tuple(row) for row in response.get("rows", [])])
+        return response
     kind, message = response.get("kind"), str(response.get("error"))
     if kind == "read_only":
         raise ReadOnlyQueryError(message)
     if kind == "unavailable":
         raise LiveUnavailable(message)
     raise StoreError(message)
+
+
+def query_live(
+    info: LiveInfo, sql: str, params: Params = None, timeout_s: float | None = None
+) -> QueryResult:
+    """Run `sql` with `params` on the live server; LiveUnavailable when there is none to answer."""
+    request: dict[str, Any] = {"sql": sql}
+    values = check_params(params)
+    if values is not None:
+        request["params"] = values
+    response = _ask(info, request, timeout_s)
+    columns = [str(c) for c in response.get("columns", [])]
+    return QueryResult(columns, [tuple(row) for row in response.get("rows", [])])
+
+
+def snapshot_live(
+    info: LiveInfo,
+    target: Path,
+    tables: Sequence[str] | None = None,
+    timeout_s: float | None = None,
+) -> dict[str, int]:
+    """Have the live server copy `tables` (all when None) into the new file `target`.
+
+    Returns the rows copied per table; LiveUnavailable when there is no server to answer.
+    """
+    request: dict[str, Any] = {"snapshot": str(target)}
+    if tables is not None:
+        request["tables"] = list(tables)
+    response = _ask(info, request, timeout_s)
+    copied = response.get("tables")
+    if not isinstance(copied, dict):
+        raise LiveUnavailable("malformed answer")
+    return {str(name): int(rows) for name, rows in copied.items()}

@@ -8,6 +8,10 @@ a running tournament. Read-only is enforced twice:
 2. The statements run in a `BEGIN TRANSACTION READ ONLY`, so whatever slips past the parser
    (`EXPLAIN ANALYZE INSERT ...` is an EXPLAIN that inserts) is refused by DuckDB itself.
 
+Query parameters (`?` placeholders, bound by DuckDB, never pasted into the SQL) must be JSON
+values (None, bool, int, float, str, or lists of them), so that they cross the live socket
+unchanged; a query with parameters must be one statement.
+
 Values are converted so that both paths return the same thing and it survives `json.dumps`:
 datetimes, dates and times become ISO strings, Decimal becomes float, UUID becomes str, bytes
 become hex, tuples (ARRAY) become lists, map keys become strings, intervals become `str(timedelta)`.
@@ -29,6 +33,9 @@ from storage.errors import ReadOnlyQueryError, StoreError, first_line
 
 ALLOWED_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 
+Params = Sequence[object] | None
+"""Positional query parameters, one per `?`; JSON values only (see `check_params`)."""
+
 
 @dataclass(frozen=True)
 class QueryResult:
@@ -38,8 +45,41 @@ class QueryResult:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> list[duckdb.Statement]:
-    """The query's statements, if all are SELECT or EXPLAIN; otherwise ReadOnlyQueryError."""
+def check_params(params: object) -> list[object] | None:
+    """`params` as a list, if it is a sequence of JSON values; otherwise TypeError.
+
+    JSON values cross the live socket unchanged, so a query reads the same on both paths.
+
+    >>> check_params(("a", 1, [2.5, None]))
+    ['a', 1, [2.5, None]]
+    """
+    if params is None:
+        return None
+    if isinstance(params, str | bytes) or not isinstance(params, Sequence):
+        raise TypeError(f"query parameters must be a list of values, not {type(params).__name__}")
+    values = list(params)
+    for value in values:
+        if not _is_json_value(value):
+            raise TypeError(
+                "query parameters must be None, bool, int, float, str or lists of them,"
+                f" not {type(value).__name__}"
+            )
+    return values
+
+
+def _is_json_value(value: object) -> bool:
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    return isinstance(value, list | tuple) and all(_is_json_value(v) for v in value)
+
+
+def check_read_only(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Params = None
+) -> list[duckdb.Statement]:
+    """The query's statements, if all are SELECT or EXPLAIN; otherwise ReadOnlyQueryError.
+
+    With parameters, the query must be a single statement (StoreError otherwise).
+    """
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as exc:
@@ -51,26 +91,36 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> list[duckdb.Sta
         raise ReadOnlyQueryError(
             f"only read-only queries (SELECT, EXPLAIN) are allowed here, not {', '.join(refused)}"
         )
+    if params is not None and len(statements) > 1:
+        raise StoreError(
+            f"a query with parameters must be one statement, and this one has {len(statements)}"
+        )
     return statements
 
 
-def execute_read_query(con: duckdb.DuckDBPyConnection, sql: str) -> QueryResult:
-    """Check and run `sql` in a read-only transaction on `con` (a cursor of its own).
+def execute_read_query(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Params = None
+) -> QueryResult:
+    """Check and run `sql` (with `params` bound to its `?`) in a read-only transaction on `con`
+    (a cursor of its own).
 
-    Several statements may be given; they share one snapshot, and the result is the last one's.
+    Several statements may be given (without parameters); they share one snapshot, and the result
+    is the last one's.
     """
-    statements = check_read_only(con, sql)
+    values = check_params(params)
+    statements = check_read_only(con, sql, values)
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        con.execute(sql)
+        con.execute(sql, values)
         description = con.description
         if not description:
             return QueryResult([], [])
         columns = [d[0] for d in description]
         if any("WITH TIME ZONE" in str(d[1]) for d in description):
             # Python values for TIMESTAMPTZ need pytz, which is not a dependency: let DuckDB
-            # render those columns as text instead (the last statement is always a SELECT here).
-            con.execute(_render_timezones(statements[-1].query, description))
+            # render those columns as text instead (the last statement is always a SELECT here;
+            # the wrapper adds no placeholder, so the parameters bind as before).
+            con.execute(_render_timezones(statements[-1].query, description), values)
         rows = [tuple(json_safe(v) for v in row) for row in con.fetchall()]
         return QueryResult(columns, rows)
     except duckdb.Error as exc:

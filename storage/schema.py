@@ -6,10 +6,13 @@ they work from an installed wheel. Each one runs in its own transaction together
 the previous version. A database whose recorded version is newer than the newest file here was
 written by a newer debate-arena; opening it is refused rather than guessed at.
 
-A reader cannot migrate a file it opens read-only, so a database last written by an older
-debate-arena lacks the views added since; `pending_views` gives the statements that create them
-as temporary views of the reader's connection (views only: a pending change to a table cannot be
-shown that way, and the file itself is migrated the next time a tournament opens it).
+A reader cannot migrate a file it opens read-only. When no one else holds a file that is behind
+(`pending_migrations`), the reader takes the write lock for a moment and migrates it
+(storage/sql.py); while a tournament holds it, the tournament has migrated it on open. Only where
+that is impossible (a read-only filesystem, another reader that keeps the file open) is the file
+read as it is; `pending_views` then gives the statements that create the views added since as
+temporary views of the reader's connection (views only: a pending change to a table cannot be
+shown that way).
 
 `read_tables` reads the tables, columns and primary keys back from DuckDB's catalog; the writer
 uses it to validate rows and to build `ON CONFLICT (pk)` clauses.
@@ -83,7 +86,32 @@ def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
-_CREATE_VIEW = re.compile(r"^\s*CREATE\s+(OR\s+REPLACE\s+)?VIEW\b", re.IGNORECASE)
+_CREATE_VIEW = re.compile(r"^CREATE\s+(OR\s+REPLACE\s+)?VIEW\b", re.IGNORECASE)
+
+
+def _without_leading_comments(sql: str) -> str:
+    """`sql` from its first token on: leading whitespace, `--` lines and `/* */` blocks removed.
+
+    DuckDB 2.0.1's `extract_statements` keeps the comments that precede a statement in its
+    `.query`; 2.0.0 dropped them. Block comments nest in DuckDB, as in PostgreSQL.
+    """
+    rest = sql.lstrip()
+    while True:
+        if rest.startswith("--"):
+            end = rest.find("\n")
+            rest = "" if end < 0 else rest[end + 1 :].lstrip()
+        elif rest.startswith("/*"):
+            depth, i = 1, 2
+            while depth and i < len(rest):
+                if rest.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif rest.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+            rest = rest[i:].lstrip()
+        else:
+            return rest
 
 
 def pending_views(
@@ -106,10 +134,31 @@ def pending_views(
     for migration in todo:
         if migration.version in done:
             continue
-        parsed = [s.query for s in con.extract_statements(migration.sql)]
+        parsed = [_without_leading_comments(s.query) for s in con.extract_statements(migration.sql)]
         if parsed and all(_CREATE_VIEW.match(q) for q in parsed):
             statements += [_CREATE_VIEW.sub(r"CREATE \1TEMP VIEW", q, count=1) for q in parsed]
     return statements
+
+
+def pending_migrations(
+    con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration] | None = None
+) -> list[Migration]:
+    """The migrations a reader should apply before reading `con`'s file; reads only.
+
+    Empty for a database that is not one of ours (no `schema_migrations`), and for one written
+    by a newer debate-arena (whose migrations this one does not know: it is read as it is).
+    """
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+        " AND schema_name = 'main' AND table_name = 'schema_migrations'"
+    ).fetchall()[0][0]
+    if not exists:
+        return []
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    todo = load_migrations() if migrations is None else sorted(migrations, key=lambda m: m.version)
+    if done and max(done) > max((m.version for m in todo), default=0):
+        return []
+    return [m for m in todo if m.version not in done]
 
 
 def apply_migrations(

@@ -7,6 +7,9 @@ applies pending migrations and starts the background writer (storage/writer.py).
 - `store.execute` / `store.insert_rows`: synchronous writes for run set-up, committed at once.
 - `store.read`: synchronous reads for the engine (resume, progress).
 
+Other readers come in through `run_query` and `read_connection` (storage/sql.py), which this
+process answers with `query` and `snapshot`, and other processes through the live server.
+
 The synchronous calls first flush the writer, so they see (and come after) every row queued
 before them. Each of the three users of the database has its own cursor: the caller's thread the
 store's connection (behind a lock), the writer thread one cursor, live queries one cursor each.
@@ -33,8 +36,10 @@ import duckdb
 
 from storage.errors import StoreBusyError, StoreError, first_line
 from storage.live import LiveServer, live_info_path, read_live_info, socket_path_for
+from storage.query import Params as QueryParams
 from storage.query import QueryResult, execute_read_query
 from storage.schema import TableInfo, apply_migrations, read_tables
+from storage.snapshot import write_snapshot
 from storage.writer import OnConflict, Writer, execute_chunks, plan_chunks, prepare_row
 
 Params = Sequence[object] | Mapping[str, object] | None
@@ -215,13 +220,25 @@ class Store:
                     f"could not write {len(pending)} rows to {table}: {first_line(str(exc))}"
                 ) from exc
 
-    def query(self, sql: str) -> QueryResult:
+    def query(self, sql: str, params: QueryParams = None) -> QueryResult:
         """A read-only query on a fresh cursor, exactly as `run_query` answers it."""
         with self._lock:
             self._check_open()
             cursor = self._con.cursor()
         try:
-            return execute_read_query(cursor, sql)
+            return execute_read_query(cursor, sql, params)
+        finally:
+            cursor.close()
+
+    def snapshot(self, target: Path, tables: Sequence[str] | None = None) -> dict[str, int]:
+        """Copy `tables` (all when None), as of now, into the new DuckDB file `target`
+        (storage/snapshot.py); rows copied per table. Sees every row queued before the call."""
+        self._writer.flush()
+        with self._lock:
+            self._check_open()
+            cursor = self._con.cursor()
+        try:
+            return write_snapshot(cursor, target, tables)
         finally:
             cursor.close()
 

@@ -1,4 +1,5 @@
-"""Cross-process tests: live SQL while another process writes, and durability under kill -9.
+"""Cross-process tests: live SQL and bulk reads while another process writes, and durability under
+kill -9.
 
 Each test starts a real Python subprocess that uses the storage API the way a tournament does.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from storage import ReadOnlyQueryError, Store, StoreError, run_query
+from storage import ReadOnlyQueryError, Store, StoreError, read_connection, run_query
 from storage.live import live_info_path, query_live, read_live_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,6 +111,14 @@ def test_live_queries_while_another_process_writes(tmp_path: Path) -> None:
             )
         assert all(r.rows[0][0] >= counts[-1] for r in results)
 
+        # parameters cross the socket as JSON values, bound by the server's DuckDB
+        [(alpha, beta)] = run_query(
+            db,
+            "SELECT count(*) FILTER (model = ?), count(*) FILTER (model = ?) FROM calls",
+            ["alpha", "x' OR 'a' = 'a"],
+        ).rows
+        assert alpha >= counts[-1] and beta == 0
+
         assert proc.wait(timeout=30) == 0
         done, total = read_line(proc).split()
         assert done == "done" and int(total) > counts[-1]
@@ -121,6 +130,70 @@ def test_live_queries_while_another_process_writes(tmp_path: Path) -> None:
     assert not live_info_path(db).exists()
     assert not Path(info.socket).exists()
     assert run_query(db, "SELECT count(*) FROM calls").rows == [(int(total),)]
+
+
+PAIRED_WRITES = """
+import datetime as dt, sys, time
+from storage import Store
+
+store = Store.open(sys.argv[1])
+store.serve_live()
+print("ready", flush=True)
+n = 0
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    # a call and a debate in one transaction: a consistent reader sees as many of each
+    store.execute("BEGIN TRANSACTION")
+    store.execute(
+        "INSERT INTO calls (call_id, request_hash, attempt, run_id, purpose, model, started_at)"
+        " VALUES (?, 'h', 1, 'r1', 'turn', 'alpha', ?)", [f"c{n}", now])
+    store.execute(
+        "INSERT INTO debates VALUES (?, 'r1', 't1', 'a', 'b', 1, 2, 'done', 'FOR', NULL, ?, ?)",
+        [f"d{n}", now, now])
+    store.execute("COMMIT")
+    n += 1
+    time.sleep(0.002)
+store.close()
+print("done", n, flush=True)
+"""
+
+
+def test_bulk_reads_see_one_moment_while_another_process_writes(tmp_path: Path) -> None:
+    db = tmp_path / "arena.duckdb"
+    proc = start(PAIRED_WRITES, str(db), "4")
+    try:
+        assert read_line(proc) == "ready"
+        seen: list[int] = []
+        for _ in range(5):
+            before = run_query(db, "SELECT count(*) FROM calls").rows[0][0]
+            with read_connection(db, tables=["calls", "debates"]) as con:
+                [folder] = tmp_path.glob(".arena-snapshot-*")  # beside the database
+                calls, debates = con.execute(
+                    "SELECT (SELECT count(*) FROM calls), (SELECT count(*) FROM debates)"
+                ).fetchall()[0]
+                out = tmp_path / f"calls-{len(seen)}.parquet"
+                con.execute(f"COPY calls TO '{out}' (FORMAT parquet)")  # the bulk read
+            after = run_query(db, "SELECT count(*) FROM calls").rows[0][0]
+            assert calls == debates, (calls, debates)  # one moment across tables
+            assert before <= calls <= after
+            assert duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchall() == [(calls,)]
+            assert not folder.exists()  # the snapshot is gone with the connection
+            seen.append(calls)
+            time.sleep(0.2)
+        assert seen == sorted(seen) and len(set(seen)) >= 3, seen
+        assert proc.wait(timeout=30) == 0
+        done, total = read_line(proc).split()
+        assert done == "done" and int(total) > seen[-1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("calls-")) == [
+        "arena.duckdb"
+    ]
+    with read_connection(db) as con:  # finished: the file itself
+        assert con.execute("SELECT count(*) FROM calls").fetchall() == [(int(total),)]
 
 
 KILLED = """

@@ -109,6 +109,8 @@ def fill(
             {
                 "debate_id": debate_id,
                 "judge": f"j{i}",
+                "variant": "sides",
+                "counts": True,
                 "winner": winner,
                 "valid": winner is not None,
                 "repaired": False,
@@ -453,22 +455,31 @@ def test_minimum_agreement_of_valid_verdicts(store: Store) -> None:
     # with a judge, the share is of that judge's winner: j1 says AGAINST in d3, 1 vote of 3
     both = PairOptions(judge="j1", min_agreement=0.9)
     assert ids(derive_pairs(store, both)) == unanimous
-    # a swap-check judge's second verdict does not vote: d1 stays unanimous
+    by_j0 = ids(derive_pairs(store, PairOptions(judge="j0")))
+    # verdicts that do not count (a swap-check judge's second reading, an averaging judge's two
+    # readings) do not vote, and a judge's outcome is its verdict that counts: nothing changes
     store.insert_rows(
         "verdicts",
         [
             {
-                "debate_id": "d1",
-                "judge": "j0:swapped",
-                "winner": "AGAINST",
+                "debate_id": debate_id,
+                "judge": judge,
+                "variant": variant,
+                "counts": False,
+                "winner": "AGAINST" if debate_id == "d1" else "FOR",
                 "valid": True,
                 "repaired": False,
                 "raw_text": "B",
                 "created_at": NOW,
             }
+            for debate_id in VOTES
+            for judge, variant in (("j0", "for_b"), ("j1", "for_a"), ("j1", "for_b"))
         ],
     )
     assert ids(derive_pairs(store, PairOptions(min_agreement=1.0))) == unanimous
+    assert len(derive_pairs(store, PairOptions(min_agreement=0.6667))) == 8
+    assert ids(derive_pairs(store, PairOptions(judge="j0"))) == by_j0
+    assert ids(derive_pairs(store, both)) == unanimous
 
 
 def test_transcript_context_is_the_chosen_speakers_chat(store: Store) -> None:

@@ -1,8 +1,13 @@
-"""`arena pairs` in process (typer's runner): options, the summary, and every bad input."""
+"""`arena pairs` in process (typer's runner): options, the summary, every bad input, and a run
+while a tournament writes to the same file."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from arena.cli import app
-from storage import Store
+from storage import Store, run_query
+from storage.live import read_live_info
+from tests.conftest import REPO, arena_cmd, sim_models, topics, write_yaml
 from tests.test_pairs import VOTED, VOTES, fill
 
 
@@ -122,3 +129,80 @@ def test_hf_without_datasets_names_the_extra(
         "pip install 'debate-arena[train]'\n"
     )
     assert not (tmp_path / "hf").exists()
+
+
+def test_pairs_while_a_tournament_writes_to_the_file(tmp_path: Path) -> None:
+    """DuckDB lets no other process open a file held for writing: the running tournament copies
+    the tables the pairs need, as of one moment, and `arena pairs` works on that copy."""
+    db = tmp_path / "arena.duckdb"
+    models = sim_models(
+        {"A": 1.0, "B": 0.3, "C": -0.3, "D": -1.0},
+        judges=[
+            {"name": "plain", "backend": "sim", "noise": 1.0},
+            {"name": "swap", "backend": "sim", "noise": 1.0, "swap_check": True},
+        ],
+        turns=4,
+        max_concurrency=2,
+    )
+    for model in models["models"]:
+        model["latency_s"] = 0.15  # 2 calls at a time: about 7 s for the 96 turns
+    write_yaml(tmp_path / "topics.yaml", topics(2))
+    write_yaml(tmp_path / "models.yaml", models)
+    files = ["--topics", tmp_path / "topics.yaml", "--models", tmp_path / "models.yaml"]
+    run = subprocess.Popen(
+        arena_cmd("tournament", *files, "--db", db, "-q"),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out = tmp_path / "out" / "pairs.jsonl"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until a few debates are decided (pairs need a win and a loss)
+            assert run.poll() is None and time.monotonic() < deadline, "no debates decided"
+            if read_live_info(db) is not None:
+                decided = run_query(
+                    db, "SELECT count(*) FROM debates WHERE winner IN ('FOR', 'AGAINST')"
+                ).rows[0][0]
+                if decided >= 6:
+                    break
+            time.sleep(0.1)
+        with pytest.raises(duckdb.IOException, match="lock"):
+            duckdb.connect(str(db), read_only=True)  # what `arena pairs` did before, and failed
+        before = run_query(db, "SELECT count(*) FROM pairs").rows[0][0]
+        code, output = pairs("--db", db, "--out", out, "--format", "jsonl")
+        after = run_query(db, "SELECT count(*) FROM pairs").rows[0][0]
+        assert run.poll() is None, "the tournament finished before the pairs were read"
+        assert code == 0, output
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert output.splitlines()[0] == f"wrote {len(rows)} pairs to {out}"
+        # the pairs of one moment between the two counts (pairs only grow as debates finish)
+        assert 0 < before <= len(rows) <= after, (before, len(rows), after)
+        assert list(tmp_path.glob(".arena-snapshot-*")) == []  # the snapshot is gone
+        assert sorted(p.name for p in out.parent.iterdir()) == ["pairs.jsonl"]
+        _, stderr = run.communicate(timeout=120)
+        assert run.returncode == 0, stderr
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    # every pair is one the finished file gives too: same debates, outcomes and texts
+    final = {
+        (r[0], r[1], r[2], r[3]): r[4]
+        for r in run_query(
+            db,
+            "SELECT chosen_debate_id, rejected_debate_id, turn_index, chosen_text,"
+            " rejected_text FROM pairs",
+        ).rows
+    }
+    for row in rows:
+        key = (
+            row["chosen_debate_id"],
+            row["rejected_debate_id"],
+            row["turn_index"],
+            row["chosen"][0]["content"],
+        )
+        assert final[key] == row["rejected"][0]["content"]

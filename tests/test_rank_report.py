@@ -13,7 +13,7 @@ import json
 import math
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,15 @@ NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
 def build(
     db: Path,
     debates: Sequence[tuple[str, str, str, str | None]],
-    verdicts: dict[str, Sequence[str | None]] | None = None,
+    verdicts: Mapping[str | tuple[str, str, bool], Sequence[str | None]] | None = None,
     lengths: Sequence[tuple[int, int]] | None = None,
     categories: dict[str, str] | None = None,
 ) -> Path:
     """A store of finished debates (topic, FOR model, AGAINST model, majority winner), with
-    optional per-judge verdicts (None = invalid) and (FOR, AGAINST) characters per debate."""
+    optional per-judge verdicts (None = invalid) and (FOR, AGAINST) characters per debate.
+
+    A verdicts key is a judge shown the sides (variant 'sides', counting), or (judge, variant,
+    counts)."""
     with Store.open(db) as store:
         store.insert_rows(
             "runs",
@@ -112,12 +115,15 @@ def build(
                 )
         store.insert_rows("turns", turns)
         rows = []
-        for judge, labels in (verdicts or {}).items():
+        for key, labels in (verdicts or {}).items():
+            judge, variant, counts = (key, "sides", True) if isinstance(key, str) else key
             for i, label in enumerate(labels):
                 rows.append(
                     {
                         "debate_id": f"d{i}",
                         "judge": judge,
+                        "variant": variant,
+                        "counts": counts,
                         "winner": label,
                         "valid": label is not None,
                         "repaired": False,
@@ -229,12 +235,36 @@ def test_swapped_presentations_give_swap_consistency(tmp_path: Path) -> None:
     debates = [("t1", "A", "B", "FOR"), ("t1", "B", "A", "FOR"), ("t1", "A", "B", "AGAINST")] * 2
     original = ["FOR", "FOR", "AGAINST", "FOR", "FOR", "AGAINST"]
     swapped = ["FOR", "AGAINST", "AGAINST", "FOR", None, "AGAINST"]
-    db = build(tmp_path / "s.duckdb", debates, verdicts={"j": original, "j:swapped": swapped})
+    averaged = ["FOR", "TIE", "AGAINST", "FOR", None, "AGAINST"]  # where the two disagree: TIE
+    verdicts: dict[str | tuple[str, str, bool], list[str | None]] = {
+        ("j", "for_a", True): original,  # swap_check: the first reading counts
+        ("j", "for_b", False): swapped,
+        ("k", "for_a", False): original,  # average_orders: the combined reading counts
+        ("k", "for_b", False): swapped,
+        ("k", "both", True): averaged,
+        "plain": original,
+    }
+    db = build(tmp_path / "s.duckdb", debates, verdicts=verdicts)
     report = build_report(db, RankOptions(rounds=20))
-    assert [row["judge"] for row in report["judges"]["per_judge"]] == ["j"]
-    assert list(report["per_judge"]) == ["j"]
-    (swap,) = report["judges"]["swap"]
-    assert swap["judge"] == "j" and swap["n"] == 5 and swap["agreement"] == 0.8
+    judged = report["judges"]["per_judge"]
+    assert [row["judge"] for row in judged] == ["j", "k", "plain"]
+    assert list(report["per_judge"]) == ["j", "k", "plain"]
+    # each judge once, by its verdict that counts
+    assert [(row["verdicts"], row["valid"], row["ties"]) for row in judged] == [
+        (6, 6, 0),
+        (6, 5, 1),
+        (6, 6, 0),
+    ]
+    assert {(p["a"], p["b"]): p["kappa"] for p in report["judges"]["agreement"]["pairwise"]}[
+        ("j", "plain")
+    ] == 1.0
+    assert [(s["judge"], s["n"], s["agreement"]) for s in report["judges"]["swap"]] == [
+        ("j", 5, 0.8),
+        ("k", 5, 0.8),
+    ]
+    by_j = build_report(db, RankOptions(rounds=20, judge="j"))
+    assert by_j["judge"] == "j" and by_j["battles"] == 6
+    assert build_report(db, RankOptions(rounds=20, judge="k"))["battles"] == 5
 
 
 def test_filters_select_exactly_their_debates(tmp_path: Path) -> None:

@@ -31,9 +31,10 @@ from storage import (
     apply_migrations,
     load_migrations,
     pending_views,
+    read_connection,
     run_query,
 )
-from storage.live import live_info_path, query_live, read_live_info
+from storage.live import live_info_path, query_live, read_live_info, snapshot_live
 from storage.query import json_safe
 from storage.schema import TableInfo, read_tables
 from storage.writer import plan_chunks, prepare_row
@@ -143,9 +144,11 @@ EXPECTED_SCHEMA: dict[str, list[tuple[str, str]]] = {
         ("call_id", "VARCHAR"),
         ("created_at", "TIMESTAMP"),
     ],
-    "verdicts": [
+    "verdicts": [  # rebuilt by 0003_verdict_variants.sql
         ("debate_id", "VARCHAR"),
         ("judge", "VARCHAR"),
+        ("variant", "VARCHAR"),
+        ("counts", "BOOLEAN"),
         ("winner", "VARCHAR"),
         ("rationale", "VARCHAR"),
         ("valid", "BOOLEAN"),
@@ -168,8 +171,12 @@ EXPECTED_PRIMARY_KEYS = {
     "schema_migrations": ["version"],
     "topics": ["run_id", "topic_id"],
     "turns": ["debate_id", "turn_index"],
-    "verdicts": ["debate_id", "judge"],
+    "verdicts": ["debate_id", "judge", "variant"],
 }
+
+SHIPPED = [(1, "initial"), (2, "pairs_view"), (3, "verdict_variants")]
+NEXT = SHIPPED[-1][0] + 1
+"""The version of a test's own migration, after the shipped ones."""
 
 
 def schema_of(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
@@ -237,7 +244,7 @@ def store(db: Path) -> Iterator[Store]:
 
 
 def test_shipped_migrations_are_numbered_files() -> None:
-    assert [(m.version, m.name) for m in load_migrations()] == [(1, "initial"), (2, "pairs_view")]
+    assert [(m.version, m.name) for m in load_migrations()] == SHIPPED
 
 
 def test_open_creates_exactly_the_documented_schema(db: Path) -> None:
@@ -251,10 +258,9 @@ def test_open_creates_exactly_the_documented_schema(db: Path) -> None:
             """
         ).fetchall()
         assert dict(keys) == EXPECTED_PRIMARY_KEYS
-        assert con.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall() == [
-            (1, "initial"),
-            (2, "pairs_view"),
-        ]
+        assert con.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall() == (
+            SHIPPED
+        )
 
 
 def test_reopening_applies_nothing_twice(db: Path) -> None:
@@ -270,28 +276,28 @@ def test_reopening_applies_nothing_twice(db: Path) -> None:
 
 def test_a_new_migration_is_applied_once_and_a_newer_database_is_refused(db: Path) -> None:
     Store.open(db).close()
-    extra = Migration(3, "extra", "CREATE TABLE extra (a INTEGER);")
+    extra = Migration(NEXT, "extra", "CREATE TABLE extra (a INTEGER);")
     with duckdb.connect(str(db)) as con:
         assert apply_migrations(con, [*load_migrations(), extra]) == [extra]
         assert apply_migrations(con, [*load_migrations(), extra]) == []
         assert con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall() == [
-            (1,),
-            (2,),
-            (3,),
+            (v,) for v in range(1, NEXT + 1)
         ]
-    with pytest.raises(StoreError, match="schema version 3, newer than"):
+    with pytest.raises(StoreError, match=f"schema version {NEXT}, newer than"):
         Store.open(db)
-    with pytest.raises(StoreError, match="schema version 3"):  # not "already open": released
+    with pytest.raises(StoreError, match=f"schema version {NEXT}"):  # not "already open"
         Store.open(db)
+    # a reader neither refuses nor touches it: it reads what it can
+    assert run_query(db, "SELECT count(*) FROM extra").rows == [(0,)]
 
 
 def test_a_failing_migration_leaves_no_trace(db: Path) -> None:
-    broken = Migration(3, "broken", "CREATE TABLE half (a INTEGER); SELECT * FROM nowhere;")
+    broken = Migration(NEXT, "broken", "CREATE TABLE half (a INTEGER); SELECT * FROM nowhere;")
     Store.open(db).close()
     with duckdb.connect(str(db)) as con:
-        with pytest.raises(StoreError, match="migration 0003_broken failed"):
+        with pytest.raises(StoreError, match=f"migration {NEXT:04d}_broken failed"):
             apply_migrations(con, [*load_migrations(), broken])
-        assert con.execute("SELECT max(version) FROM schema_migrations").fetchall() == [(2,)]
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchall() == [(NEXT - 1,)]
         tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         assert "half" not in tables
 
@@ -303,26 +309,198 @@ def _views(db: Path) -> list[tuple[str, bool]]:
         ).fetchall()
 
 
-def test_a_file_from_before_a_view_shows_it_to_readers_and_gets_it_on_open(db: Path) -> None:
-    Store.open(db).close()
-    with duckdb.connect(str(db)) as con:  # as debate-arena left it before 0002 existed
-        con.execute("DROP VIEW pairs")
-        con.execute("DELETE FROM schema_migrations WHERE version = 2")
-    assert _views(db) == []
-    # a read-only reader sees the view (a temporary one) and writes nothing
+def _old_file(db: Path, upto: int) -> None:
+    """A database as a debate-arena that shipped migrations 1..`upto` left it."""
+    with duckdb.connect(str(db)) as con:
+        apply_migrations(con, [m for m in load_migrations() if m.version <= upto])
+
+
+def _versions(db: Path) -> list[int]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
+    return [v for (v,) in rows]
+
+
+def test_a_reader_migrates_a_file_that_is_behind(db: Path) -> None:
+    _old_file(db, 1)  # before the pairs view and the verdict variants
+    assert _views(db) == [] and _versions(db) == [1]
+    # no one holds the file: the reader takes the write lock for a moment and migrates it
     assert run_query(db, "SELECT count(*) FROM pairs").rows == [(0,)]
-    assert run_query(db, "DESCRIBE pairs").rows[0][:2] == ("topic_id", "VARCHAR")
+    assert _versions(db) == [v for v, _ in SHIPPED]
+    assert _views(db) == [("pairs", False)]
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert schema_of(con) == EXPECTED_SCHEMA
+    assert run_query(db, "SELECT count(*) FROM verdicts WHERE counts").rows == [(0,)]
+
+
+HOLD_READ_ONLY = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_file_a_reader_cannot_migrate_is_read_as_it_is(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _old_file(db, 1)
+    monkeypatch.setattr("storage.sql.LOCK_WAIT_S", 0.3)
+    holder = subprocess.Popen(  # another reader keeps the file open: no write lock to be had
+        [sys.executable, "-c", HOLD_READ_ONLY, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        # the view comes as a temporary one, and the file is left as it was
+        assert run_query(db, "SELECT count(*) FROM pairs").rows == [(0,)]
+        assert run_query(db, "DESCRIBE pairs").rows[0][:2] == ("topic_id", "VARCHAR")
+        assert _versions(db) == [1]
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=20)
     assert _views(db) == []
     with Store.open(db) as store:  # a writer migrates the file
-        assert store.read("SELECT version FROM schema_migrations ORDER BY 1") == [(1,), (2,)]
+        assert store.read("SELECT version FROM schema_migrations ORDER BY 1") == [
+            (v,) for v, _ in SHIPPED
+        ]
     assert _views(db) == [("pairs", False)]
+
+
+def _old_verdict(debate_id: str, judge: str, winner: str | None) -> dict[str, object]:
+    return {
+        "debate_id": debate_id,
+        "judge": judge,
+        "winner": winner,
+        "rationale": f"{judge} on {debate_id}",
+        "valid": winner is not None,
+        "repaired": False,
+        "raw_text": "{}",
+        "prob_for": 0.25 if judge.startswith("lp") else None,
+        "prompt_tokens": 10,
+        "completion_tokens": 2,
+        "cost_usd": 0.5,
+        "latency_s": 0.1,
+        "created_at": NOW,
+    }
+
+
+def test_migration_0003_turns_swapped_judge_names_into_variants(db: Path) -> None:
+    _old_file(db, 2)  # as debate-arena 0.1 left it
+    verdicts = [
+        # run r1: "plain" shown sides; "swap" a swap-check judge; "lost" a swap-check judge
+        # (its spec says so) whose second verdicts were all lost; "lp:swapped" without "lp"
+        _old_verdict("d1", "plain", "FOR"),
+        _old_verdict("d1", "swap", "AGAINST"),
+        _old_verdict("d1", "swap:swapped", None),
+        _old_verdict("d1", "lost", "TIE"),
+        _old_verdict("d2", "swap", "FOR"),  # its swapped verdict is missing
+        _old_verdict("d2", "lp:swapped", "FOR"),
+        # run r2 reuses the name "swap" for a judge without swap_check
+        _old_verdict("d3", "swap", "FOR"),
+    ]
+    judges = {"plain": False, "swap": True, "lost": True, "lp": True}
+    with duckdb.connect(str(db)) as con:
+        for name in ("d1", "d2", "d3"):
+            row = debate(name, run_id="r2" if name == "d3" else "r1")
+            con.execute(
+                f"INSERT INTO debates ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+        for run, specs in (("r1", judges), ("r2", {"swap": False})):
+            for name, swap_check in specs.items():
+                spec = json.dumps({"name": name, "backend": "sim", "swap_check": swap_check})
+                con.execute(
+                    "INSERT INTO models VALUES (?, 'judge', ?, 'sim', NULL, '{}', ?)",
+                    [run, name, spec],
+                )
+        for row in verdicts:
+            con.execute(
+                f"INSERT INTO verdicts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+        before = con.execute(
+            "SELECT debate_id, winner, rationale, valid, repaired, raw_text, prob_for,"
+            " prompt_tokens, completion_tokens, cost_usd, latency_s, created_at"
+            " FROM verdicts ORDER BY rationale"
+        ).fetchall()
+    Store.open(db).close()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert schema_of(con)["verdicts"] == EXPECTED_SCHEMA["verdicts"]
+        assert con.execute(
+            "SELECT debate_id, judge, variant, counts FROM verdicts ORDER BY ALL"
+        ).fetchall() == [
+            ("d1", "lost", "for_a", True),
+            ("d1", "plain", "sides", True),
+            ("d1", "swap", "for_a", True),
+            ("d1", "swap", "for_b", False),
+            ("d2", "lp", "for_b", False),
+            ("d2", "swap", "for_a", True),
+            ("d3", "swap", "sides", True),
+        ]
+        # every other column comes through as it was
+        assert (
+            con.execute(
+                "SELECT debate_id, winner, rationale, valid, repaired, raw_text, prob_for,"
+                " prompt_tokens, completion_tokens, cost_usd, latency_s, created_at"
+                " FROM verdicts ORDER BY rationale"
+            ).fetchall()
+            == before
+        )
+    with Store.open(db) as store:  # the key is (debate_id, judge, variant)
+        row = _old_verdict("d1", "swap", "FOR") | {"variant": "for_b", "counts": False}
+        with pytest.raises(StoreError, match=r"(?i)constraint"):
+            store.execute(
+                f"INSERT INTO verdicts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+        row["variant"] = "both"
+        store.insert_rows("verdicts", [row])
+        assert store.read("SELECT count(*) FROM verdicts") == [(8,)]
+
+
+V0_1 = REPO / "tests" / "data" / "v0_1" / "run.duckdb.gz"
+
+
+@pytest.mark.skipif(not V0_1.is_file(), reason="the debate-arena 0.1 database is not here")
+def test_migration_0003_on_a_database_written_by_debate_arena_0_1(db: Path) -> None:
+    import gzip
+    import shutil
+
+    with gzip.open(V0_1) as src, db.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    assert _versions(db) == [1, 2]
+    with duckdb.connect(str(db), read_only=True) as con:
+        old = dict(con.execute("SELECT judge, count(*) FROM verdicts GROUP BY 1").fetchall())
+    assert old["judge-swap:swapped"] == old["judge-swap"] > 0
+    per_debate = run_query(db, "SELECT count(DISTINCT debate_id) FROM verdicts").rows[0][0]
+    # the reader migrated it
+    assert _versions(db) == [v for v, _ in SHIPPED]
+    assert run_query(
+        db, "SELECT judge, variant, counts, count(*) FROM verdicts GROUP BY ALL ORDER BY ALL"
+    ).rows == [
+        ("judge", "sides", True, old["judge"]),
+        ("judge-lp", "sides", True, old["judge-lp"]),
+        ("judge-swap", "for_a", True, old["judge-swap"]),
+        ("judge-swap", "for_b", False, old["judge-swap:swapped"]),
+    ]
+    # one counting verdict per judge and debate
+    assert (
+        run_query(
+            db, "SELECT count(*) FROM verdicts WHERE counts GROUP BY judge ORDER BY judge"
+        ).rows
+        == [(per_debate,)] * 3
+    )
 
 
 def test_pending_views_are_only_views_not_yet_applied(db: Path) -> None:
     Store.open(db).close()
-    table = Migration(3, "table", "CREATE TABLE extra (a INTEGER);")
+    table = Migration(NEXT, "table", "CREATE TABLE extra (a INTEGER);")
     views = Migration(
-        4,
+        NEXT + 1,
         "views",
         "-- two views\nCREATE VIEW v AS SELECT 1 AS a; create or replace view w AS SELECT 2;",
     )
@@ -338,6 +516,32 @@ def test_pending_views_are_only_views_not_yet_applied(db: Path) -> None:
         assert con.execute("SELECT * FROM v, w").fetchall() == [(1, 2)]
     with duckdb.connect() as con:  # not one of ours: nothing to add
         assert pending_views(con) == []
+
+
+def test_pending_views_see_past_leading_comments_of_both_kinds(db: Path) -> None:
+    # DuckDB 2.0.1 keeps a statement's leading comments in `extract_statements(...).query`
+    Store.open(db).close()
+    views = Migration(
+        NEXT,
+        "commented_views",
+        "-- 0003: two views\n-- with a header\n\n"
+        "/* a block /* nested */ comment */ CREATE VIEW v AS SELECT 1 AS a;\n"
+        "  /* one */ -- and a line\n/* two */\nCREATE OR REPLACE VIEW w AS SELECT 2 AS b; -- end\n",
+    )
+    mixed = Migration(
+        NEXT + 1,
+        "mixed",
+        "-- a view\nCREATE VIEW x AS SELECT 3;\n/* a table */ CREATE TABLE t (a INT);",
+    )
+    with duckdb.connect(str(db), read_only=True) as con:
+        statements = pending_views(con, [*load_migrations(), views, mixed])
+        assert [s.split(" AS")[0] for s in statements] == [
+            "CREATE TEMP VIEW v",
+            "CREATE OR REPLACE TEMP VIEW w",
+        ]
+        for statement in statements:
+            con.execute(statement)
+        assert con.execute("SELECT * FROM v, w").fetchall() == [(1, 2)]
 
 
 # --- the writer ------------------------------------------------------------------------------
@@ -774,6 +978,115 @@ def test_the_live_server_answers_like_the_file(filled: Path) -> None:
     assert not Path(info.socket).exists()
     assert live == run_query(filled, sql)
     assert live.rows[1] == ("d2", "FOR", NOW.isoformat(), ["x", "y"])
+
+
+def test_parameters_are_bound_on_every_path(filled: Path) -> None:
+    sql = (
+        "SELECT debate_id, winner FROM debates"
+        " WHERE status = ? AND list_contains(?::VARCHAR[], debate_id) ORDER BY 1"
+    )
+    params: list[object] = ["done", ["d1", "d2"]]
+    expected = QueryResult(["debate_id", "winner"], [("d2", "FOR")])
+    assert run_query(filled, sql, params) == expected  # the file
+    assert run_query(filled, sql, tuple(params)) == expected
+    with Store.open(filled) as store:
+        assert run_query(filled, sql, params) == expected  # a store of this process
+        store.serve_live()
+        info = read_live_info(filled)
+        assert info is not None
+        assert query_live(info, sql, params) == expected  # the live server
+        with pytest.raises(StoreError, match="one statement"):
+            query_live(info, "SELECT 1; SELECT ?", [1])
+    # a value is bound, never pasted into the SQL
+    injected = ["x' OR 'a' = 'a"]
+    assert run_query(filled, "SELECT count(*) FROM debates WHERE status = ?", injected).rows == [
+        (0,)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "message"),
+    [
+        ("done", TypeError, "must be a list of values, not str"),
+        ([NOW], TypeError, "not datetime"),
+        ([["a", {"b": 1}]], TypeError, "not list"),
+        ([], StoreError, "parameter"),
+    ],
+)
+def test_bad_parameters_are_refused(
+    filled: Path, params: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        run_query(filled, "SELECT count(*) FROM debates WHERE status = ?", params)  # type: ignore[arg-type]
+
+
+def test_a_query_with_parameters_is_one_statement(filled: Path) -> None:
+    with pytest.raises(StoreError, match="must be one statement, and this one has 2"):
+        run_query(filled, "SELECT 1; SELECT ?", [1])
+
+
+def _snapshot_folders(db: Path) -> list[Path]:
+    return sorted(db.parent.glob(".arena-snapshot-*"))
+
+
+def test_read_connection_reads_a_file_no_one_holds(filled: Path, tmp_path: Path) -> None:
+    with read_connection(filled) as con:
+        assert con.execute("SELECT count(*) FROM debates").fetchall() == [(2,)]
+        con.execute("CREATE TEMP TABLE mine AS SELECT * FROM debates")  # scratch is allowed
+        con.execute(f"COPY mine TO '{tmp_path / 'mine.parquet'}'")
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("DELETE FROM debates")
+        assert _snapshot_folders(filled) == []  # the file itself: no copy
+    assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'mine.parquet'}'").fetchall() == [(2,)]
+    with (
+        pytest.raises(StoreError, match="no database at"),
+        read_connection(tmp_path / "none.duckdb"),
+    ):
+        pass
+
+
+def test_read_connection_snapshots_a_store_open_in_this_process(filled: Path) -> None:
+    with Store.open(filled) as store:
+        store.writer.insert("debates", debate("d3"))  # queued: the snapshot comes after it
+        with read_connection(filled, tables=["debates", "topics"]) as con:
+            [folder] = _snapshot_folders(filled)
+            store.insert_rows("debates", [debate("d4")])  # after the snapshot: not in it
+            assert con.execute("SELECT count(*) FROM debates").fetchall() == [(3,)]
+            assert con.execute("SELECT tags FROM topics").fetchall() == [(["x", "y"],)]
+            with pytest.raises(duckdb.CatalogException):  # only the tables asked for
+                con.execute("SELECT * FROM calls")
+        assert not folder.exists()
+        assert store.read("SELECT count(*) FROM debates") == [(4,)]
+
+
+def test_the_live_server_writes_snapshots(filled: Path, tmp_path: Path) -> None:
+    with Store.open(filled) as store:
+        store.serve_live()
+        info = read_live_info(filled)
+        assert info is not None
+        target = tmp_path / "copy.duckdb"
+        assert snapshot_live(info, target, ["debates", "topics"]) == {"debates": 2, "topics": 1}
+        with duckdb.connect(str(target), read_only=True) as con:
+            assert schema_of(con) == {t: EXPECTED_SCHEMA[t] for t in ("debates", "topics")}
+            assert con.execute("SELECT debate_id, winner FROM debates ORDER BY 1").fetchall() == [
+                ("d1", None),
+                ("d2", "FOR"),
+            ]
+        assert sorted(p.name for p in tmp_path.glob("copy.duckdb*")) == ["copy.duckdb"]
+        everything = snapshot_live(info, tmp_path / "all.duckdb")
+        assert sorted(everything) == sorted(store.tables)
+        for bad, message in [
+            ((target, None), "which exists"),
+            ((tmp_path / "x.duckdb", ["nowhere"]), "no table 'nowhere'"),
+            ((Path("relative.duckdb"), None), "must be absolute"),
+            ((tmp_path / "no" / "x.duckdb", None), "no folder"),
+        ]:
+            with pytest.raises(StoreError, match=message):
+                snapshot_live(info, *bad)
+        assert not (tmp_path / "x.duckdb").exists()
+        # the server's database never saw the snapshot's
+        attached = store.read("SELECT database_name FROM duckdb_databases() WHERE NOT internal")
+        assert attached == [(filled.stem,)]
 
 
 def test_json_safe_values() -> None:
