@@ -5,7 +5,8 @@ is retryable (`Backend.should_retry`); here tenacity retries those with full-jit
 backoff, honouring a server's Retry-After, bounded in attempts and in total time. Each attempt holds
 a slot of the global limit and of its model's limit only while it runs, not while it backs off.
 A model's rate limits (requests and tokens per minute) are waited for before each attempt.
-Every attempt, failed or not, becomes a row of `calls`.
+Every attempt, failed or not, becomes a row of `calls`; a failed one's error text is the
+`BackendError`'s message, which is redacted when the error is made (`arena.core.redact`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettin
 from arena.config import RetrySettings
 from arena.core.errors import BackendError, as_backend_error
 from arena.core.ids import content_id, request_hash
+from arena.core.redact import is_clean
 from arena.records import CallRow
 
 RecordCall = Callable[[CallRow], None]
@@ -87,6 +89,7 @@ class Caller:
         retry: RetrySettings,
         record: RecordCall,
         run_id: str,
+        before_each: Callable[[], None] | None = None,
     ):
         self.backends = backends
         self._global = asyncio.Semaphore(max_concurrency)
@@ -103,6 +106,7 @@ class Caller:
         self._retry = retry
         self._record = record
         self._run_id = run_id
+        self._before_each = before_each
         self.stats = CallStats()
 
     def _backoff(self, attempt: int, error: BaseException | None) -> float:
@@ -195,12 +199,14 @@ class Caller:
         async with self._global, self._per_model[model]:
             if before_send is not None:
                 before_send()
+            if self._before_each is not None:
+                self._before_each()
             start = time.perf_counter()
             try:
                 async with asyncio.timeout(self._timeout):
                     completion = await backend.generate(messages, settings)
             except (Exception, TimeoutError) as exc:
-                error = as_backend_error(exc)
+                error = as_backend_error(exc)  # its message is redacted (arena.core.redact)
                 row.latency_s = time.perf_counter() - start
                 row.error = str(error)[:2000]
                 row.error_kind = error.kind
@@ -208,7 +214,10 @@ class Caller:
                 self.stats.failed_attempts += 1
                 self.stats.by_kind[error.kind] = self.stats.by_kind.get(error.kind, 0) + 1
                 self._record(row)
-                raise error from (None if error is exc else exc)
+                # The original exception stays as the cause, for a traceback, unless its own
+                # text holds a secret: a traceback prints causes as they are.
+                keep = error is not exc and is_clean(str(exc))
+                raise error from (exc if keep else None)
             latency = time.perf_counter() - start
         if completion.latency_s is None:
             completion.latency_s = latency

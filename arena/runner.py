@@ -13,6 +13,18 @@ It knows nothing of debates. A `Task` says what its units are and how to play on
 - counts progress for the display, and on cancellation (Ctrl-C) cancels the units in flight:
   whatever they recorded stays recorded, and the next run continues from there.
 
+**The writer is the source of truth.** Every backend is wrapped so that no call is sent once the
+store's writer has failed (a full disk, memory running out): its result could not be kept, and
+with a paid API it would be money spent for nothing. The writer's failure also wakes the runner,
+which starts no new unit, cancels the units in flight and raises the writer's `WriteError`; what
+the writer kept is a prefix of what was queued (storage/writer.py), so every unit is either fully
+recorded or resumable from its recorded rows. A unit whose play raises anything unexpected (a bug)
+stops the run the same way, and the error is raised from `run`, never left in a task nobody awaits.
+
+The summary's counts come from the store: as the units of a chunk of the plan settle, and once
+more at the end (after the last rows are committed), `Task.tally` reads back which of them are
+fully recorded; `RunSummary.done` is that count, never what the engine believes it sent.
+
 Adding a kind of work means writing a `Task` (and a planner if round robin does not fit), never
 editing this module.
 """
@@ -23,7 +35,8 @@ import asyncio
 import itertools
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -65,15 +78,36 @@ class Progress:
 
 
 @dataclass
+class Tally:
+    """What the store holds for some units, read back by their task (`Task.tally`)."""
+
+    finished: int = 0
+    """Units whose every row is stored: nothing is left to do for them."""
+    steps: int | None = None
+    """Their steps (turns) stored, when the task counts them."""
+    verdicts: int | None = None
+    """Their verdicts stored, when the task counts them."""
+
+    def add(self, other: Tally) -> None:
+        self.finished += other.finished
+        if other.steps is not None:
+            self.steps = (self.steps or 0) + other.steps
+        if other.verdicts is not None:
+            self.verdicts = (self.verdicts or 0) + other.verdicts
+
+
+@dataclass
 class RunSummary:
     run_id: str
     unit: str
     step: str
     total: int
     done: int
+    """Units the store confirms fully recorded (`Task.tally`), those of earlier sessions too."""
     failed: int
     skipped: int
     steps: int
+    """Steps recorded in this session (all committed: the summary is made after the last flush)."""
     verdicts: int
     elapsed_s: float
     calls: CallStats
@@ -82,6 +116,16 @@ class RunSummary:
     """Units left unstarted because the budget was reached."""
     spent_usd: float = 0.0
     """What the run has spent in all, earlier sessions included."""
+    stored_steps: int | None = None
+    """Steps the store holds for the plan's units, when the task counts them."""
+    stored_verdicts: int | None = None
+    """Verdicts the store holds for the plan's units, when the task counts them."""
+
+    @property
+    def unconfirmed(self) -> int:
+        """Units neither confirmed by the store, nor failed, nor left unstarted by the budget:
+        played, yet not fully recorded. Zero unless something went wrong; a rerun completes them."""
+        return max(self.total - self.done - self.failed - self.not_started, 0)
 
 
 @dataclass
@@ -141,6 +185,72 @@ class Task(ABC, Generic[Unit, State]):
     def not_started(self, unit: Unit) -> None:
         """Record that the budget left the unit unstarted."""
 
+    def tally(self, units: Sequence[Unit]) -> Tally:
+        """Read back from the store which of `units` are fully recorded (and, if the task counts
+        them, their steps and verdicts). The runner calls it after the units' rows were queued;
+        the read flushes the writer first.
+
+        By default: `recorded` and `finished`, so a task is checked by the very test that decides
+        resuming. Override it with a leaner query that also checks the rows' integrity (the
+        debate task checks gap-free turns, each with its `calls` row, and every verdict).
+        """
+        states = self.recorded(units)
+        finished = sum(self.finished(u, states.get(self.unit_id(u))) for u in units)
+        return Tally(finished=finished)
+
+
+class _Window:
+    """Units under way at once, and the switch that stops a run.
+
+    Like a semaphore with one waiter (the runner's loop), whose waits also end when `stop` is
+    called: by the writer's failure (from its thread, through `call_soon_threadsafe`) or by a
+    unit that raised. One future per wait, as cheap as `asyncio.Semaphore`.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self.stopped = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def _wait(self, ready: Callable[[], bool]) -> bool:
+        while not self.stopped and not ready():
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return not self.stopped
+
+    async def acquire(self) -> bool:
+        """Take a place for a unit; False when the run was stopped instead."""
+        if not await self._wait(lambda: self.free > 0):
+            return False
+        self.free -= 1
+        return True
+
+    async def drained(self) -> bool:
+        """Wait until every unit has left; False when the run was stopped instead."""
+        return await self._wait(lambda: self.free == self.size)
+
+    def release(self) -> None:
+        self.free += 1
+        self._wake()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+@dataclass
+class _Chunk:
+    """Units of one chunk of the plan that were played or skipped, for the read-back."""
+
+    units: list[Any] = field(default_factory=list)
+    running: int = 0
+    """Units still under way: the chunk is read back once none is."""
+
 
 class Runner:
     """Plays one task's plan against one store."""
@@ -171,17 +281,26 @@ class Runner:
             retry=retry,
             record=self._record_call,
             run_id=run_id,
+            # No call is sent whose result the store could not keep: the writer's health is
+            # checked just before every attempt, retries included.
+            before_each=store.writer.check,
         )
         self.progress.calls = self.caller.stats
         self.ctx = RunContext(run_id, store, self.caller, self.progress, budget_usd)
+        self._fatal: Exception | None = None
 
     def _record_call(self, row: CallRow) -> None:
         self.store.writer.insert(row.TABLE, row.row(), on_conflict="update")
 
     async def run(self, plan: Iterable[Any], total: int) -> RunSummary:
-        """Play every unit of `plan` (`total` of them) that is not finished yet."""
+        """Play every unit of `plan` (`total` of them) that is not finished yet.
+
+        Raises the writer's `WriteError` when the store fails (see the module doc), and whatever
+        a unit raised unexpectedly; in both cases after the units in flight were cancelled.
+        """
         progress = self.progress
         progress.total = total
+        self._fatal = None
         ((cost, calls),) = self.store.read(
             "select coalesce(sum(cost_usd), 0), count(*) from calls where run_id = ?",
             [self.run_id],
@@ -192,45 +311,67 @@ class Runner:
         # Units under way at once. Each has one call pending at a time, so the window must be
         # well above the call limit to keep every slot busy: measured at 512 slots x 0.5 s,
         # 2x the limit kept 93% of them busy, 4x kept 98%.
-        window = asyncio.Semaphore(max(4 * self.max_concurrency, 16))
+        window = _Window(max(4 * self.max_concurrency, 16))
+        loop = asyncio.get_running_loop()
+        unsubscribe = self.store.writer.on_failure(
+            lambda _error: loop.call_soon_threadsafe(window.stop)
+        )
         tasks: set[asyncio.Task[None]] = set()
+        chunks: deque[_Chunk] = deque()
+        stored = Tally()
 
-        async def one(unit: Any, state: Any) -> None:
+        async def one(unit: Any, state: Any, chunk: _Chunk) -> None:
             try:
                 await self._play(unit, state)
+            except Exception as error:  # a write failure, or a bug in the task: stop the run
+                self._fatal = self._fatal or error
+                window.stop()
             finally:
                 window.release()
+                chunk.running -= 1
 
         try:
             iterator = iter(plan)
-            while chunk := list(itertools.islice(iterator, CHUNK)):
-                self.task.register(chunk)
-                states = self.task.recorded(chunk) if resuming else {}
-                for unit in chunk:
+            while not window.stopped and (units := list(itertools.islice(iterator, CHUNK))):
+                self._read_back(chunks, stored)
+                self.task.register(units)
+                states = self.task.recorded(units) if resuming else {}
+                chunk = _Chunk()
+                chunks.append(chunk)
+                for unit in units:
                     state = states.get(self.task.unit_id(unit))
                     if self.task.finished(unit, state):
                         progress.skipped += 1
                         progress.done += 1
+                        chunk.units.append(unit)
                         continue
-                    await window.acquire()
-                    job = asyncio.create_task(one(unit, state))
+                    if not await window.acquire():
+                        break
+                    chunk.units.append(unit)
+                    chunk.running += 1
+                    job = asyncio.create_task(one(unit, state, chunk))
                     tasks.add(job)
                     job.add_done_callback(tasks.discard)
-            while tasks:
-                await asyncio.gather(*list(tasks))
+            await window.drained()
         finally:
+            unsubscribe()
             for job in tasks:
                 job.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             for backend in self.backends.values():
                 await backend.aclose()
+        if self._fatal is not None:
+            raise self._fatal
+        self.store.writer.check()  # stopped by the writer before any unit noticed
+        # Every unit has settled: flush, and read back what the store holds.
+        self._read_back(chunks, stored)
         return RunSummary(
             run_id=self.run_id,
             unit=progress.unit,
             step=progress.step,
             total=progress.total,
-            done=progress.done,
+            done=stored.finished,
             failed=progress.failed,
             skipped=progress.skipped,
             steps=progress.steps,
@@ -240,7 +381,17 @@ class Runner:
             errors=self.errors,
             not_started=progress.not_started,
             spent_usd=self.ctx.spent_usd(),
+            stored_steps=stored.steps,
+            stored_verdicts=stored.verdicts,
         )
+
+    def _read_back(self, chunks: deque[_Chunk], stored: Tally) -> None:
+        """Count, from the store, what the chunks whose units have all settled hold (`Task.tally`)
+        and forget them, so that only the chunks under way stay in memory."""
+        while chunks and chunks[0].running == 0:
+            chunk = chunks.popleft()
+            if chunk.units:
+                stored.add(self.task.tally(chunk.units))
 
     async def _play(self, unit: Any, state: Any) -> None:
         try:

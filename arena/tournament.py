@@ -1,8 +1,14 @@
 """`arena tournament`: load the config, open the store, play the debates, report.
 
-Exit codes: 0 every debate finished, 1 some debates failed (rerun to retry them), 2 a user error
-(nothing was called or written), 3 the budget stopped new debates (rerun with a higher
---budget-usd), 130 interrupted (rerun the printed command to continue).
+Exit codes: 0 every debate finished, 1 some debates failed or are not fully recorded (rerun to
+retry them), 2 a user error (nothing was called or written), 3 the budget stopped new debates
+(rerun with a higher --budget-usd), 4 the database could not be written (a full disk, memory
+running out: one line names the cause and the file; no call was sent after the failure, every
+debate is fully recorded or resumable, so the same command continues once the cause is fixed),
+130 interrupted (rerun the printed command to continue).
+
+The summary counts what the store holds, read back after the last rows were committed; the run is
+marked `complete` only when the store confirms every debate of the plan (`Task.tally`).
 """
 
 from __future__ import annotations
@@ -18,16 +24,18 @@ from typing import Any
 
 from rich.console import Console
 
-from arena.config import TournamentConfig, load_tournament
+from arena.config import InputLimits, TournamentConfig, load_tournament
 from arena.core.clock import now
 from arena.progress import show_progress
 from arena.runner import Progress, Runner, RunSummary
 from arena.runs import check_run, default_run_id, finish_run, record_run
 from arena.schedule import RoundRobin
 from arena.tasks.debate import DebateTask
-from storage import Store
+from storage import Store, WriteError
 
 EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_WRITE = 4
+"""The database could not be written (disk full, out of memory): not a mistake in the input."""
 
 
 class Tournament:
@@ -65,15 +73,24 @@ def continue_command(argv: list[str] | None = None) -> str:
 
 
 def _summary_lines(summary: RunSummary) -> list[str]:
+    """The summary: counts read back from the store (`done`, what it holds), then what this
+    session did (all of it committed: the summary is made after the last flush)."""
     c = summary.calls
     rate = summary.steps / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+    held = []
+    if summary.stored_steps is not None:
+        held.append(f"{summary.stored_steps} {summary.step}s")
+    if summary.stored_verdicts is not None:
+        held.append(f"{summary.stored_verdicts} verdicts")
     lines = [
         f"run {summary.run_id}: {summary.done}/{summary.total} {summary.unit}s done"
         + (f" ({summary.skipped} already recorded)" if summary.skipped else "")
-        + (f", {summary.failed} failed" if summary.failed else ""),
-        f"  {summary.steps} {summary.step}s ({rate:.1f}/s) and {summary.verdicts} verdicts in "
-        f"{summary.elapsed_s:.1f} s; {c.calls} calls, {c.failed_attempts} failed attempts retried"
-        f" or given up; {c.prompt_tokens + c.completion_tokens:,} tokens; ${c.cost_usd:.4f}",
+        + (f", {summary.failed} failed" if summary.failed else "")
+        + (f"; the database holds {' and '.join(held)} of them" if held else ""),
+        f"  this session: {summary.steps} {summary.step}s ({rate:.1f}/s) and {summary.verdicts}"
+        f" verdicts in {summary.elapsed_s:.1f} s; {c.calls} calls, {c.failed_attempts} failed"
+        f" attempts retried or given up; {c.prompt_tokens + c.completion_tokens:,} tokens;"
+        f" ${c.cost_usd:.4f}",
     ]
     for unit_id, error in summary.errors[:5]:
         lines.append(f"  failed {unit_id}: {error}")
@@ -92,6 +109,34 @@ async def _play(tournament: Tournament, console: Console, quiet: bool) -> RunSum
         return await tournament.run()
 
 
+def _write_failure_lines(
+    error: WriteError, store: Store, run_id: str, total: int | None, command: str
+) -> list[str]:
+    """What a write failure prints: the cause and the file on one line, then what the file holds
+    (read from what was committed, when it can still be read) and how to continue."""
+    lines = [f"error: {error}"]
+    held = ""
+    with contextlib.suppress(Exception):  # the file may be unreadable by now: then say less
+        if total:
+            # `done` is queued after every other row of a debate, and the writer keeps a
+            # prefix of what was queued: a debate marked done is fully recorded.
+            rows = store.query(
+                "select count(*) from debates where run_id = ? and status = 'done'", [run_id]
+            ).rows
+            held = f" {rows[0][0]}/{total} debates are fully recorded;"
+    wal = Path(f"{error.path}.wal") if error.path else None
+    keep = (
+        f" (to continue elsewhere, copy {error.path} together with {wal.name})"
+        if wal is not None and wal.exists()
+        else ""
+    )
+    lines.append(
+        f"Stopped: no call was sent after the failure;{held} the others continue from what was"
+        f" recorded. Fix the cause{keep} and rerun: {command}"
+    )
+    return lines
+
+
 def run_tournament(
     topics: Path,
     models: Path | None,
@@ -102,37 +147,83 @@ def run_tournament(
     quiet: bool = False,
     console: Console | None = None,
     argv: list[str] | None = None,
+    limits: InputLimits | None = None,
 ) -> int:
-    """Run (or continue) a tournament; returns the exit code. Raises UserError on bad input."""
+    """Run (or continue) a tournament; returns the exit code. Raises UserError on bad input
+    (`limits`: the caps on the input files and the plan size, from `--max-input-mb` and `--yes`).
+
+    A write failure anywhere (setting up the run, during it, marking it finished, closing the
+    file) returns `EXIT_WRITE` after one line naming the cause and the file.
+    """
     console = console or Console(stderr=True, soft_wrap=True)
-    config: TournamentConfig = load_tournament(topics, models, flags)
+    config: TournamentConfig = load_tournament(topics, models, flags, limits)
     if models is None:
         from arena.defaults import DESCRIPTION
 
         console.print(DESCRIPTION, highlight=False)
     run_id = run_id or default_run_id(config.settings)
     command = continue_command(argv)
-    store = Store.open(db)
+    try:
+        store = Store.open(db)
+    except WriteError as error:  # a full disk can show as soon as the file is opened
+        console.print(f"error: {error}", highlight=False)
+        return EXIT_WRITE
     interrupted = False
     summary: RunSummary | None = None
+    failure: WriteError | None = None
+    closing: WriteError | None = None
+    tournament: Tournament | None = None
     try:
-        existed = check_run(store, config, run_id)
-        tournament = Tournament(config, store, run_id)
-        record_run(store, config, run_id, command, now())
-        store.serve_live()
-        if existed:
-            console.print(f"continuing run {run_id} in {db}", highlight=False)
         try:
-            summary = asyncio.run(_play(tournament, console, quiet))
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            interrupted = True
-        status = "interrupted"
-        if summary is not None:
-            finished = summary.failed == 0 and summary.not_started == 0
-            status = "complete" if finished else "incomplete"
-        finish_run(store, run_id, status, now())
+            existed = check_run(store, config, run_id)
+            tournament = Tournament(config, store, run_id)
+            record_run(store, config, run_id, command, now())
+            store.serve_live()
+            if existed:
+                console.print(f"continuing run {run_id} in {db}", highlight=False)
+            try:
+                summary = asyncio.run(_play(tournament, console, quiet))
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                interrupted = True
+            finish_run(store, run_id, _status(summary), now())
+        except WriteError as error:
+            failure = error
+            total = len(tournament.plan) if tournament is not None else None
+            for line in _write_failure_lines(error, store, run_id, total, command):
+                console.print(line, highlight=False)
     finally:
-        store.close()
+        try:
+            store.close()
+        except WriteError as error:
+            closing = error
+    if failure is not None:
+        return EXIT_WRITE
+    if tournament is None:  # only a write failure leaves it unset and returns
+        raise AssertionError("unreachable: the tournament is set up or a WriteError was raised")
+    code = _report(tournament, summary, interrupted, config, command, console)
+    if closing is not None:
+        # Everything was committed (the summary read it back); the checkpoint that folds the
+        # write-ahead log into the file could not be written.
+        console.print(f"error: {closing}", highlight=False)
+        console.print(
+            f"What is recorded is kept in {closing.path}.wal, which is replayed when the file is "
+            f"opened next: keep the two files together. Fix the cause and rerun: {command}",
+            highlight=False,
+        )
+        return EXIT_WRITE
+    return code
+
+
+def _report(
+    tournament: Tournament,
+    summary: RunSummary | None,
+    interrupted: bool,
+    config: TournamentConfig,
+    command: str,
+    console: Console,
+) -> int:
+    """Print how the run ended; its exit code."""
+    run_id = tournament.runner.run_id
     if interrupted or summary is None:
         p = tournament.progress
         console.print(
@@ -150,11 +241,25 @@ def run_tournament(
             f"Raise --budget-usd and rerun to continue: {command}",
             highlight=False,
         )
+    if summary.unconfirmed:
+        console.print(
+            f"{summary.unconfirmed} debates were played but the database does not hold all "
+            f"their rows (turns, calls, verdicts); rerun to complete them: {command}",
+            highlight=False,
+        )
     if summary.failed:
         console.print(f"Some debates failed; rerun to retry them: {command}", highlight=False)
+    if summary.failed or summary.unconfirmed:
         return EXIT_FAILED
     if summary.not_started:
         return EXIT_BUDGET
     if summary.done == summary.skipped:
         console.print(f"run {run_id} is complete; nothing left to do", highlight=False)
     return EXIT_OK
+
+
+def _status(summary: RunSummary | None) -> str:
+    """The run's status: `complete` only when the store confirmed every debate of the plan."""
+    if summary is None:
+        return "interrupted"
+    return "complete" if summary.done == summary.total else "incomplete"

@@ -34,7 +34,15 @@ from typing import Any
 
 import duckdb
 
-from storage.errors import StoreBusyError, StoreError, first_line
+from storage.errors import (
+    WRITE_FAILED,
+    StoreBusyError,
+    StoreError,
+    WriteError,
+    failure_reason,
+    first_line,
+    write_error,
+)
 from storage.live import LiveServer, live_info_path, read_live_info, socket_path_for
 from storage.query import Params as QueryParams
 from storage.query import QueryResult, execute_read_query
@@ -77,6 +85,15 @@ def busy_error(db: Path, duckdb_message: str, advice: str) -> StoreBusyError:
     pid = int(match.group(1)) if match else None
     holder = f"another process (pid {pid})" if pid else "another process"
     return StoreBusyError(f"{db.name} is in use by {holder}; {advice}", pid)
+
+
+def resource_failure(error: Exception, db: Path, what: str = "") -> StoreError:
+    """`error` as the error to raise: a `WriteError` when its cause is a full disk or memory
+    running out (a `StoreError` or `OSError` whose message says so), so that the command reports
+    it as a failure to write, not as a mistake in its input; else a `StoreError` as it was."""
+    if isinstance(error, WriteError) or failure_reason(error) == WRITE_FAILED:
+        return error if isinstance(error, StoreError) else StoreError(f"{what}: {error}")
+    return write_error(error, str(db), what)
 
 
 def _connect(db: Path, wait_s: float) -> duckdb.DuckDBPyConnection:
@@ -146,6 +163,7 @@ class Store:
                 writer = Writer(
                     con.cursor(),
                     tables,
+                    path=str(db),
                     flush_interval_s=flush_interval_s,
                     max_batch_rows=max_batch_rows,
                 )
@@ -156,6 +174,11 @@ class Store:
             with _registry_lock:
                 _open_stores[db] = store
             return store
+        except StoreError as exc:  # a full disk may show first when the file is opened
+            failure = resource_failure(exc, db, "opening it")
+            if failure is exc:
+                raise
+            raise failure from exc
         finally:
             with _registry_lock:
                 _opening.discard(db)
@@ -191,14 +214,17 @@ class Store:
                 raise StoreError(first_line(str(exc))) from exc
 
     def execute(self, sql: str, params: Params = None) -> None:
-        """Run a statement and commit it at once (after the rows already queued)."""
+        """Run a statement and commit it at once (after the rows already queued).
+
+        Raises `WriteError` when the file cannot be written (a full disk, memory running out) or
+        the writer has failed, `StoreError` for anything else."""
         self._writer.flush()
         with self._lock:
             self._check_open()
             try:
                 self._con.execute(sql, params)
             except duckdb.Error as exc:
-                raise StoreError(first_line(str(exc))) from exc
+                raise self._error(exc, first_line(str(exc))) from exc
 
     def insert_rows(
         self,
@@ -206,7 +232,8 @@ class Store:
         rows: Sequence[Mapping[str, object]],
         on_conflict: OnConflict = "ignore",
     ) -> None:
-        """Write rows now, in one transaction: all of them or (raising StoreError) none."""
+        """Write rows now, in one transaction: all of them or (raising StoreError, `WriteError`
+        when the file cannot be written) none."""
         pending = [prepare_row(self._tables, table, row, on_conflict) for row in rows]
         if not pending:
             return
@@ -216,9 +243,8 @@ class Store:
             try:
                 execute_chunks(self._con, plan_chunks(self._tables, pending))
             except duckdb.Error as exc:
-                raise StoreError(
-                    f"could not write {len(pending)} rows to {table}: {first_line(str(exc))}"
-                ) from exc
+                message = f"could not write {len(pending)} rows to {table}: {first_line(str(exc))}"
+                raise self._error(exc, message) from exc
 
     def query(self, sql: str, params: QueryParams = None) -> QueryResult:
         """A read-only query on a fresh cursor, exactly as `run_query` answers it."""
@@ -247,12 +273,20 @@ class Store:
         with self._lock:
             self._check_open()
             if self._live is None:
-                self._live = LiveServer(self._path, self._con)
+                try:
+                    self._live = LiveServer(self._path, self._con)
+                except (OSError, StoreError) as exc:  # its socket and info file are files too
+                    failure = resource_failure(exc, self._path, "serving live reads")
+                    if failure is exc:
+                        raise
+                    raise failure from exc
 
     def close(self) -> None:
         """Flush and stop the writer, stop the live server, checkpoint, close (idempotent).
 
-        Raises the writer's pending error, if any, after everything is closed.
+        Raises the writer's error, if it failed, after everything is closed. After a failed write
+        the file is not checkpointed: the disk may be full, and what was committed is safe in the
+        write-ahead log (`<file>.wal`), which DuckDB replays when the file is next opened.
         """
         with self._lock:
             if self._closed:
@@ -268,11 +302,20 @@ class Store:
     def _close_connection(self) -> None:
         with self._lock:
             try:
-                self._con.execute("CHECKPOINT")
+                if self._writer.failure is None:
+                    self._con.execute("CHECKPOINT")
             except duckdb.Error as exc:
-                raise StoreError(f"checkpoint failed: {first_line(str(exc))}") from exc
+                raise self._error(exc, f"checkpoint failed: {first_line(str(exc))}") from exc
             finally:
                 self._con.close()
+
+    def _error(self, exc: duckdb.Error, message: str) -> StoreError:
+        """A failed statement as the error to raise: `WriteError` when the file could not be
+        written (disk full, out of memory, an I/O or fatal error), else `StoreError(message)`."""
+        resource = (duckdb.IOException, duckdb.FatalException, duckdb.OutOfMemoryException)
+        if isinstance(exc, resource) or failure_reason(exc) != WRITE_FAILED:
+            return write_error(exc, str(self._path))
+        return StoreError(message)
 
     def _unregister(self) -> None:
         with _registry_lock:
@@ -303,4 +346,7 @@ def _close_open_stores() -> None:
     with _registry_lock:
         stores = list(_open_stores.values())
     for store in stores:
-        store.close()
+        # A last resort for stores a program left open: their errors have nobody to go to (a
+        # failed writer has already raised its error to every caller that wrote).
+        with contextlib.suppress(StoreError):
+            store.close()

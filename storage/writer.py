@@ -24,9 +24,18 @@ is merged. When a key comes back with a different column set or mode, the batch 
 what came before runs first, so the result is always that of running the rows one by one, in
 order (simplified on purpose: no merging across column sets, which would save little).
 
-A failed commit is never swallowed. The batch is rolled back and replayed statement by statement,
-and rows of a failing statement one by one, so one bad row does not take its batch-mates down;
-the first failure is then raised as `WriteError` from the next `insert`, `flush` or `close`.
+A failed commit stops the writer: **the writer is the source of truth**. The first failure (a
+full disk, memory running out, a row the database refuses) puts it in a failed state at once:
+the callbacks given to `on_failure` run (the runner stops sending calls whose results could not be
+kept), and every later `insert`, `flush` and `close` raises the same `WriteError`, naming the file
+and the cause. What was queued is then kept only as far as it can be kept *in order*: the failed
+batch was rolled back, and its longest prefix that still commits is committed (halving the rest
+until a single row fails); that row and every row queued after it are dropped (`lost` counts
+them). So the rows in the file are always exactly a prefix of the rows queued, and a row never
+survives one queued before it: a turn is queued after the `calls` row of its call, a debate's
+`done` after its verdicts, so no turn references a call that is not stored, and no debate is done
+without its rows. (An earlier version replayed a failed batch statement by statement and row by
+row to spare the good rows, which could keep a turn and drop the `calls` row it references.)
 """
 
 from __future__ import annotations
@@ -34,14 +43,14 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 import duckdb
 
-from storage.errors import StoreError, WriteError, first_line
+from storage.errors import StoreError, WriteError, write_error
 from storage.schema import TableInfo
 
 OnConflict = Literal["ignore", "update"]
@@ -212,6 +221,10 @@ def execute_chunks(con: duckdb.DuckDBPyConnection, chunks: Sequence[Chunk]) -> N
         raise
 
 
+FailureCallback = Callable[[WriteError], object]
+"""Called with the error when the writer fails; what it returns is ignored."""
+
+
 class Writer:
     """Thread-safe queue of rows and the one thread that commits them.
 
@@ -223,12 +236,14 @@ class Writer:
         con: duckdb.DuckDBPyConnection,
         tables: Mapping[str, TableInfo],
         *,
+        path: str = "the database",
         flush_interval_s: float = 0.2,
         max_batch_rows: int = 1000,
         max_queue_rows: int = 100_000,
     ) -> None:
         self._con = con
         self._tables = dict(tables)
+        self._path = path
         self._flush_interval_s = flush_interval_s
         self._max_batch_rows = max_batch_rows
         self._max_queue_rows = max_queue_rows
@@ -239,62 +254,122 @@ class Writer:
         self._flush_wanted = False
         self._closing = False
         self._stopped = False
-        self._error: WriteError | None = None
+        self._failure: WriteError | None = None
+        self._callbacks: list[FailureCallback] = []
         self._thread = threading.Thread(target=self._run, name="storage-writer", daemon=True)
         self._thread.start()
 
     def insert(
         self, table: str, row: Mapping[str, object], on_conflict: OnConflict = "ignore"
     ) -> None:
-        """Queue one row; returns at once. Thread-safe.
+        """Queue one row; returns at once. Thread-safe. Raises `WriteError` once the writer has
+        failed (nothing more is accepted, see the module doc).
 
         Only when more than `max_queue_rows` rows are waiting (the database cannot keep up) does
         it block until the writer has caught up, so memory stays bounded.
         """
         pending = prepare_row(self._tables, table, row, on_conflict)
         with self._cond:
-            self._raise_error()
+            self._raise_failure()
             if self._closing:
                 raise StoreError("the store is closed; rows can no longer be written")
             while len(self._queue) >= self._max_queue_rows and not self._stopped:
                 self._cond.wait()
+                self._raise_failure()
             self._queue.append(pending)
             self._enqueued += 1
             if len(self._queue) >= self._max_batch_rows:
                 self._cond.notify_all()
 
     def flush(self) -> None:
-        """Block until every row queued before this call is committed (or has failed)."""
+        """Block until every row queued before this call is committed; raises `WriteError` if
+        the writer has failed (before or while waiting: then once it has kept what it could)."""
         with self._cond:
             target = self._enqueued
             if self._done < target:
                 self._flush_wanted = True
                 self._cond.notify_all()
                 self._cond.wait_for(lambda: self._done >= target or self._stopped)
-            self._raise_error()
+            self._raise_failure()
             if self._done < target:
                 raise WriteError("the writer stopped before the queued rows were written")
 
+    def check(self) -> None:
+        """Raise `WriteError` if the writer has failed; cheap enough to call before every model
+        call (the runner does, so that no call is sent whose result could not be stored)."""
+        if self._failure is not None:  # read without the lock: one reference, set once
+            with self._cond:
+                self._raise_failure()
+
+    @property
+    def failure(self) -> WriteError | None:
+        """The error that stopped the writer, or None while it is healthy."""
+        with self._cond:
+            return self._failure
+
+    def on_failure(self, callback: FailureCallback) -> Callable[[], None]:
+        """Call `callback(error)` when the writer fails (at once if it already has); returns a
+        function that unregisters it.
+
+        The callback runs in the writer's thread, or in the caller's when the writer had already
+        failed; it must be quick and thread-safe (an event loop's `call_soon_threadsafe`). Its
+        exceptions are ignored: a failing callback must not hide the failure.
+        """
+        with self._cond:
+            failure = self._failure
+            if failure is None:
+                self._callbacks.append(callback)
+        if failure is not None:
+            with contextlib.suppress(Exception):
+                callback(failure)
+
+        def unregister() -> None:
+            with self._cond:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return unregister
+
     @property
     def pending(self) -> int:
-        """Rows queued and not yet committed."""
+        """Rows queued and not yet committed (0 once the writer has stopped: see `lost`)."""
         with self._cond:
-            return self._enqueued - self._done
+            return 0 if self._stopped else self._enqueued - self._done
+
+    @property
+    def lost(self) -> int:
+        """Rows that were queued and will never be written, because the writer failed (exact
+        once it has stopped: nothing is committed after the failed batch)."""
+        with self._cond:
+            return 0 if self._failure is None else self._enqueued - self._done
 
     def close(self) -> None:
-        """Commit what is queued, stop the thread, and raise any error not yet raised."""
+        """Commit what is queued and stop the thread; raises `WriteError` if the writer failed
+        (now or before: the failure is a state, reported to every caller)."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         self._thread.join()
         with self._cond:
-            self._raise_error()
+            self._raise_failure()
 
-    def _raise_error(self) -> None:
-        # Called with the lock held. Each error is raised once, to whichever caller comes first.
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+    def _raise_failure(self) -> None:
+        # Called with the lock held.
+        if self._failure is not None:
+            raise self._failure.again()
+
+    def _fail(self, cause: BaseException, what: str = "") -> None:
+        """Enter the failed state (the first cause wins) and tell the callbacks."""
+        error = write_error(cause, self._path, what)
+        with self._cond:
+            if self._failure is not None:
+                return
+            self._failure = error
+            callbacks, self._callbacks = self._callbacks, []
+            self._cond.notify_all()  # producers waiting for room, flushes waiting for rows
+        for callback in callbacks:
+            with contextlib.suppress(Exception):
+                callback(error)
 
     def _run(self) -> None:
         try:
@@ -312,49 +387,45 @@ class Writer:
                     self._flush_wanted = False
                     closing = self._closing
                     self._cond.notify_all()  # producers waiting for room
-                if batch:
-                    self._commit(batch)
+                committed = self._commit(batch) if batch else 0
                 with self._cond:
-                    self._done += len(batch)
+                    self._done += committed
                     self._cond.notify_all()
-                if closing:  # nothing can be queued once closing is set, so this was the last
+                if committed < len(batch) or closing:
+                    # Failed: nothing more is written. Closing: nothing can be queued any more.
                     return
-        except BaseException as exc:  # keep it for the caller rather than dying silently
-            with self._cond:
-                self._error = self._error or WriteError(f"the writer thread failed: {exc!r}")
+        except BaseException as exc:  # a bug or MemoryError: keep it for the callers
+            self._fail(exc, "the writer thread failed")
         finally:
             with self._cond:
                 self._stopped = True
+                self._queue = []  # after a failure: rows that will never be written
                 self._cond.notify_all()
-            self._con.close()
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
 
-    def _commit(self, batch: list[PendingRow]) -> None:
-        chunks = plan_chunks(self._tables, batch)
+    def _commit(self, batch: list[PendingRow]) -> int:
+        """Commit `batch` in one transaction; the number of rows committed (all, or on a failure
+        the longest prefix that could still be committed, after the writer has failed)."""
         try:
-            execute_chunks(self._con, chunks)
-            return
-        except duckdb.Error:
-            pass  # find the culprits below; the good rows still get written
-        failed = 0
-        first: tuple[str, duckdb.Error] | None = None
-        for chunk in chunks:
+            execute_chunks(self._con, plan_chunks(self._tables, batch))
+            return len(batch)
+        except Exception as exc:
+            self._fail(exc)  # first, so that nothing new is started while we salvage
+        return self._commit_prefix(batch) if len(batch) > 1 else 0
+
+    def _commit_prefix(self, batch: list[PendingRow]) -> int:
+        """Commit the longest prefix of `batch` that commits, piece by piece: a piece that fails
+        is halved until one row fails, and that row ends it. Returns the rows committed."""
+        start, size = 0, max(len(batch) // 2, 1)
+        while start < len(batch):
+            piece = batch[start : start + size]
             try:
-                execute_chunks(self._con, [chunk])
+                execute_chunks(self._con, plan_chunks(self._tables, piece))
+            except Exception:
+                if len(piece) == 1:
+                    break
+                size = len(piece) // 2
                 continue
-            except duckdb.Error:
-                pass
-            for single in chunk.single_rows():
-                try:
-                    execute_chunks(self._con, [single])
-                except duckdb.Error as exc:
-                    failed += 1
-                    first = first or (chunk.info.name, exc)
-        if first is not None:
-            table, cause = first
-            error = WriteError(
-                f"{failed} of {len(batch)} queued rows could not be written "
-                f"(first in {table}: {first_line(str(cause))})"
-            )
-            error.__cause__ = cause
-            with self._cond:
-                self._error = self._error or error
+            start += len(piece)
+        return start

@@ -128,6 +128,9 @@ class ServerOptions:
     """A model name that always gets a 400."""
     api_key: str | None = None
     """When set, requests must carry `Authorization: Bearer <api_key>`, or get a 401."""
+    echo_key: bool = True
+    """A 401 quotes back the key it was given, in its message and in its `param` field (as some
+    providers do), so that a client must scrub it; False: a message without the key."""
     record: bool = True
     """Record every request (turn off for long benchmarks)."""
 
@@ -447,9 +450,18 @@ class OpenAITestServer:
         if options.api_key is not None:
             given = request.headers.get("Authorization", "")
             if given != f"Bearer {options.api_key}":
-                # Hostile on purpose: it echoes what it was given, so a client must scrub it.
-                message = f"Incorrect API key provided: {given.removeprefix('Bearer ')!r}"
-                error = {"message": message, "type": "invalid_request_error", "code": 401}
+                key = given.removeprefix("Bearer ")
+                if options.echo_key:  # hostile on purpose: a client must scrub what comes back
+                    message = f"Incorrect API key provided: {key!r}. Check the key ({key})."
+                    param: str | None = f"api_key={key}"
+                else:
+                    message, param = "Incorrect API key provided.", None
+                error = {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": param,
+                    "code": 401,
+                }
                 return "unauthorized", web.json_response({"error": error}, status=401)
         model = body.get("model")
         messages = body.get("messages")

@@ -19,6 +19,7 @@ from arena.backends.openai_http import AFFINITY_SLACK, VllmServerBackend, VllmSe
 from arena.calling import Caller
 from arena.config import RetrySettings
 from arena.core.errors import BackendError
+from arena.records import CallRow
 from tests.conftest import query as _query
 from tests.conftest import tournament
 from tests.openai_server import OpenAITestServer, default_reply
@@ -249,9 +250,7 @@ def test_spec_checks_its_urls() -> None:
     assert VllmServerSpec.env_fields == ("api_key_env",)
 
 
-def _caller(
-    backend: VllmServerBackend, rows: list[dict[str, Any]], timeout_s: float = 10.0
-) -> Caller:
+def _caller(backend: VllmServerBackend, rows: list[CallRow], timeout_s: float = 10.0) -> Caller:
     return Caller(
         {"m": backend},
         max_concurrency=4,
@@ -264,7 +263,7 @@ def _caller(
 
 def test_the_engine_waits_what_retry_after_asks(make_openai_server: MakeServer) -> None:
     server = make_openai_server(script=["rate_limit"], retry_after=1)
-    rows: list[dict[str, Any]] = []
+    rows: list[CallRow] = []
     caller = _caller(VllmServerBackend(_spec(server.url)), rows)
 
     async def call() -> None:
@@ -275,12 +274,12 @@ def test_the_engine_waits_what_retry_after_asks(make_openai_server: MakeServer) 
     first, second = server.requests
     assert (first.outcome, second.outcome) == ("rate_limit", "ok")
     assert 0.95 <= second.time - first.time < 1.6  # backoff alone would be ~1 ms
-    assert [(r["attempt"], r["error_kind"]) for r in rows] == [(1, "rate_limit"), (2, None)]
+    assert [(r.attempt, r.error_kind) for r in rows] == [(1, "rate_limit"), (2, None)]
 
 
 def test_the_engine_times_out_a_hung_call_and_retries(make_openai_server: MakeServer) -> None:
     server = make_openai_server(script=["timeout"], timeout_sleep_s=10)
-    rows: list[dict[str, Any]] = []
+    rows: list[CallRow] = []
     caller = _caller(VllmServerBackend(_spec(server.url)), rows, timeout_s=0.3)
 
     async def call() -> str:
@@ -289,7 +288,7 @@ def test_the_engine_times_out_a_hung_call_and_retries(make_openai_server: MakeSe
         return result.completion.text
 
     assert asyncio.run(call()).startswith("Argument ")
-    assert [(r["attempt"], r["error_kind"]) for r in rows] == [(1, "timeout"), (2, None)]
+    assert [(r.attempt, r.error_kind) for r in rows] == [(1, "timeout"), (2, None)]
 
 
 # --- through the `arena` command ------------------------------------------------------------

@@ -4,6 +4,12 @@ A backend turns chat messages and generation settings into a `Completion`. It kn
 debates, and it does not retry: when a call fails it raises `BackendError` with a `kind` that says
 whether trying again could help (`should_retry`). The engine owns retries, backoff, timeouts and
 concurrency for every backend alike.
+
+Numbers in a spec must be finite (`allow_inf_nan=False`: YAML's `.nan` and `.inf` are refused as
+the config is read), and integers a run stores fit their column (`INT32_MAX`, `INT64_MIN` ..
+`INT64_MAX`: DuckDB's INTEGER and BIGINT). A spec's environment variables (`env_names`) are
+handed to the redactor when its backend is built, so a provider that quotes a key back in an
+error never gets it recorded or printed (`arena.core.redact`).
 """
 
 from __future__ import annotations
@@ -16,8 +22,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arena.core.errors import BackendError
 from arena.core.messages import Message
+from arena.core.redact import remember_env
+
+INT32_MAX = 2**31 - 1
+"""The largest value of DuckDB's INTEGER (turns, replicates, token counts)."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The range of DuckDB's BIGINT (seeds), and of the seeds providers accept."""
+
+STRICT_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+"""The pydantic config of everything read from a config file: unknown fields and NaN or infinite
+numbers are refused."""
 
 __all__ = [
+    "INT32_MAX",
+    "INT64_MAX",
+    "INT64_MIN",
+    "STRICT_CONFIG",
     "Backend",
     "BackendSpec",
     "Completion",
@@ -74,22 +94,23 @@ class Completion:
 class GenerationParams(BaseModel):
     """Generation settings a model entry may set in models.yaml (`params:`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
     temperature: float | None = Field(None, ge=0)
     """Sampling temperature; the backend's default when unset."""
     top_p: float | None = Field(None, gt=0, le=1)
     """Nucleus sampling mass."""
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=INT32_MAX)
     """Max new tokens per call; overrides the tournament's `max_tokens` for this model."""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     """Sampling seed passed to the provider (the tournament seed is used when unset)."""
     stop: list[str] = Field(default_factory=list)
     """Stop sequences."""
     repetition_penalty: float | None = Field(None, gt=0)
     """Divides the positive logits (multiplies the negative ones) of every token already in the
     prompt or the reply, as vLLM and transformers do; above 1 discourages repeating, 1 is none.
-    The `local` and `vllm-server` backends pass it; `litellm` passes it as an extra field."""
+    Sent by the `local` and `vllm-server` backends, and by `litellm` as an extra body field (for
+    servers that read it, such as vLLM); the other backends leave it out."""
 
     OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("repetition_penalty",)
     """Settings added after runs were first recorded: left out of a stored spec while unset, so
@@ -107,7 +128,7 @@ class BackendSpec(BaseModel):
     registered in `arena.backends.registry`.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128)
     """The name used in results and queries; unique within `models:` and within `judges:`."""
@@ -115,7 +136,7 @@ class BackendSpec(BaseModel):
     """Which backend serves this model."""
     params: GenerationParams = Field(default_factory=GenerationParams)
     """Generation settings."""
-    max_concurrency: int = Field(16, ge=1)
+    max_concurrency: int = Field(16, ge=1, le=INT32_MAX)
     """At most this many calls to this model at once."""
     requests_per_minute: float | None = Field(None, gt=0)
     """Rate limit: at most this many calls per minute (a provider's quota)."""
@@ -125,6 +146,16 @@ class BackendSpec(BaseModel):
 
     env_fields: ClassVar[tuple[str, ...]] = ()
     """Names of fields that hold the *name* of an environment variable that must be set."""
+
+    def env_names(self) -> list[str]:
+        """The environment variables this spec names, in its `env_fields` and in every other
+        field whose name ends in `_env` (their values are secrets to redact); unset fields are
+        left out."""
+        fields = dict.fromkeys(
+            [*self.env_fields, *(f for f in type(self).model_fields if f.endswith("_env"))]
+        )
+        names = [getattr(self, f, None) for f in fields]
+        return [name for name in names if isinstance(name, str) and name]
 
     def model_id(self) -> str | None:
         """The backend's own model identifier, when it has one."""
@@ -137,6 +168,7 @@ class Backend(ABC):
     def __init__(self, spec: BackendSpec):
         self.spec = spec
         self.name = spec.name
+        remember_env(spec.env_names())  # keys a provider may quote back in an error
 
     @abstractmethod
     async def generate(self, messages: list[Message], settings: GenerateSettings) -> Completion:

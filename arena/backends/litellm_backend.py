@@ -2,7 +2,10 @@
 
 `model` is litellm's "<provider>/<model>" (`openai/gpt-4o-mini`, `anthropic/claude-...`,
 `openai/<name>` with `api_base` for any OpenAI-compatible server). The key comes from the
-environment variable named by `api_key_env` and is handed to litellm per call, never stored.
+environment variable named by `api_key_env` and is handed to litellm per call, never stored. A
+provider that refuses a key quotes it back in its error, and litellm passes that on: the
+`BackendError` made of it redacts the key (`arena.core.redact` knows `api_key_env`'s value, and the
+provider variables litellm reads by itself, such as OPENAI_API_KEY).
 
 litellm's own retries are off: errors are classified here (`BackendError.kind`) and the engine
 retries. Cost per call comes from litellm's bundled cost map, read locally: the environment
@@ -148,8 +151,13 @@ class LiteLLMBackend(Backend):
             # A self-hosted server without a key: litellm's OpenAI client refuses to send a
             # request with no key at all, so send a placeholder.
             request["api_key"] = "no-key"
-        if spec.extra_body:
-            request["extra_body"] = spec.extra_body
+        extra_body = dict(spec.extra_body)
+        if settings.repetition_penalty is not None:
+            # Not an OpenAI parameter: sent as an extra body field, which servers such as vLLM
+            # read; `extra_body` in models.yaml still wins.
+            extra_body = {"repetition_penalty": settings.repetition_penalty, **extra_body}
+        if extra_body:
+            request["extra_body"] = extra_body
         try:
             response = await litellm.acompletion(**request)
         except BackendError:

@@ -15,7 +15,8 @@ which case the least busy replica takes it.
 Errors are classified, never retried here (the engine retries): 429 `rate_limit` (with the
 Retry-After delay), 5xx `server`, timeouts `timeout`, refused or dropped connections `connection`,
 unreadable bodies `malformed`, unknown models `not_found`, over-long prompts `context_length`, 401
-and 403 `auth`, any other 4xx `bad_request`. Messages are one line and never contain the API key.
+and 403 `auth`, any other 4xx `bad_request`. Messages are one line; the API key a server may quote
+back is hidden by `BackendError` itself (`arena.core.redact`, which knows `api_key_env`'s value).
 
 Simplified on purpose: one choice per call (`n` = 1), no streaming, no tools; the cost of a call on
 a server you run is not known, so `cost_usd` is None.
@@ -58,9 +59,10 @@ class VllmServerSpec(BackendSpec):
     api_base: str | list[str]
     """The API base, e.g. http://127.0.0.1:8000/v1; or a list of replicas serving the same model,
     each call going to the one with the fewest requests in flight."""
-    api_key_env: str | None = None
-    """Name of an environment variable holding a bearer token (the server's `--api-key`). The
-    variable must be set; its value is sent with each request and never logged or stored."""
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Name of an environment variable holding a bearer token (the server's `--api-key`), never
+    the token itself. The variable must be set; its value is sent with each request and never
+    logged or stored."""
     extra_body: dict[str, Any] = Field(default_factory=dict)
     """Merged into every request body last (so it wins), e.g. vLLM sampling extras such as
     `{top_k: 20, repetition_penalty: 1.05}`."""
@@ -153,7 +155,6 @@ class VllmServerBackend(Backend):
         self._timeout = client_timeout or aiohttp.ClientTimeout(total=None)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._key: str | None = None
 
     def in_flight(self) -> list[int]:
         """Requests in flight to each replica, in `api_base` order."""
@@ -166,9 +167,9 @@ class VllmServerBackend(Backend):
             if self.spec.api_key_env:
                 # Read when the session opens (the config check made sure it is set), held only
                 # in the session's headers: never in the spec, a message or a record.
-                self._key = os.environ.get(self.spec.api_key_env) or None
-                if self._key:
-                    headers["Authorization"] = f"Bearer {self._key}"
+                key = os.environ.get(self.spec.api_key_env)
+                if key:
+                    headers["Authorization"] = f"Bearer {key}"
             # The engine bounds concurrency per model; the pool only has to never be the limit.
             connector = aiohttp.TCPConnector(
                 limit=max(100, 2 * self.spec.max_concurrency), limit_per_host=0, ttl_dns_cache=300
@@ -230,6 +231,8 @@ class VllmServerBackend(Backend):
         if settings.top_logprobs is not None:
             body["logprobs"] = True
             body["top_logprobs"] = settings.top_logprobs
+        if settings.repetition_penalty is not None:  # a vLLM extension of the OpenAI API
+            body["repetition_penalty"] = settings.repetition_penalty
         if self.spec.extra_body:
             body.update(self.spec.extra_body)
         return json.dumps(body, ensure_ascii=False).encode()
@@ -329,8 +332,7 @@ class VllmServerBackend(Backend):
             # elsewhere instead of to the same failing home.
             self._avoid_until[index] = time.monotonic() + AVOID_AFTER_FAILURE_S
         text = f"{self.name}: {detail} [{self._bases[index]}]"
-        if self._key:
-            text = text.replace(self._key, "***")
+        # BackendError redacts the key (named by api_key_env) if the server quoted it back.
         return BackendError(" ".join(text.split()), kind=kind, retry_after=retry_after)
 
     async def aclose(self) -> None:

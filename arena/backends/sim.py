@@ -36,9 +36,16 @@ import random
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
+from arena.backends.base import (
+    STRICT_CONFIG,
+    Backend,
+    BackendSpec,
+    Completion,
+    GenerateSettings,
+    Message,
+)
 from arena.core.errors import BackendError
 from arena.core.ids import content_id, request_hash
 from arena.protocol.transcript import LETTERS, debater_label, split_transcript
@@ -68,7 +75,7 @@ _ENDINGS = (
 class SimFailures(BaseModel):
     """Per-call probabilities of injected failures (drawn independently for every attempt)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
     rate_limit: float = Field(0.0, ge=0, le=1)
     """429-like failure, retryable (with `retry_after_s` when set)."""

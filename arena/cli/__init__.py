@@ -13,6 +13,8 @@ engine, the backends, pydantic models, DuckDB) is imported inside the commands, 
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from arena.cli import pairs, rank, sql, tournament
@@ -45,9 +47,34 @@ def _root(
     """Tournaments of LLM debates, recorded in DuckDB."""
 
 
+def _is(exc: BaseException, name: str) -> bool:
+    """Whether `exc` is click's exception `name` (typer ships its own copy of click, so the
+    classes are matched by name rather than imported from a private module)."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
 def main() -> None:
-    """The `arena` console script (and `python -m arena`)."""
-    app()
+    """The `arena` console script (and `python -m arena`).
+
+    click's own errors (an unknown option, a value of the wrong type) are printed as one
+    `error:` line too, exit code 2, like every other mistake in what the user typed.
+    """
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:
+        ctx = getattr(exc, "ctx", None)
+        if _is(exc, "NoArgsIsHelpError") and ctx is not None:
+            typer.echo(ctx.get_help(), err=True)
+            sys.exit(2)
+        if not _is(exc, "UsageError"):
+            raise
+        command = f"{ctx.command_path}: " if ctx is not None else ""
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        typer.echo(f"error: {command}{message} (see --help)", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main"]

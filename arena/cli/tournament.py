@@ -1,15 +1,21 @@
 """`arena tournament`: every pair of models debates every motion, on both sides, judged.
 
-The work is in `arena.tournament.run_tournament`; this module turns flags into settings.
+The work is in `arena.tournament.run_tournament`; this module turns flags into settings, and into
+the limits the config is read under (`arena.config.inputs.InputLimits`): `--max-input-mb` raises
+the size cap on the input files, `--yes` lets a plan of more than 100,000 debates start.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
-from arena.cli.common import DB_OPTION, reported
+from arena.cli.common import DB_OPTION, fail, reported
+
+DEFAULT_MAX_INPUT_MB = 10.0
+"""The size cap on an input file, in MB, unless `--max-input-mb` says otherwise."""
 
 
 def tournament(
@@ -29,13 +35,22 @@ def tournament(
         None, "--budget-usd", help="Start no new debate once the run has spent this much."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Run a plan of any size (over 100,000 debates needs it)."
+    ),
+    max_input_mb: float = typer.Option(
+        DEFAULT_MAX_INPUT_MB, "--max-input-mb", help="Refuse input files larger than this (MB)."
+    ),
 ) -> None:
     """Run a tournament: every pair of models debates every motion, on both sides, judged.
 
     Rerun the same command to continue an interrupted run; finished debates are not replayed.
     """
+    from arena.config.inputs import MB, InputLimits
     from arena.tournament import run_tournament
 
+    if not math.isfinite(max_input_mb) or max_input_mb <= 0:
+        fail(f"command line: --max-input-mb: must be a finite number above 0, not {max_input_mb}")
     flags = {
         "turns": turns,
         "replicates": replicates,
@@ -45,6 +60,7 @@ def tournament(
         "max_concurrency": concurrency,
         "budget_usd": budget_usd,
     }
+    limits = InputLimits(max_bytes=int(max_input_mb * MB), confirmed=yes)
     with reported():
-        code = run_tournament(topics, models, db, flags, run_id=run, quiet=quiet)
+        code = run_tournament(topics, models, db, flags, run_id=run, quiet=quiet, limits=limits)
     raise typer.Exit(code)

@@ -3,6 +3,8 @@
 - `schema`: the pydantic models (topics, roles wrapping provider specs, tournament settings).
 - `errors`: every mistake as one line, `file:line: field: problem`, for any input file or flag.
 - `load`: each file parsed once; `load_tournament` reads and cross-checks everything.
+- `inputs`: an input file read without trusting it (a regular file, a size cap, bounded YAML),
+  and the limits a run needs `--yes` or `--max-input-mb` to pass (`InputLimits`).
 
 The names below are imported on first use, so that importing `arena.config.errors` (as the
 `arena pairs` command does) does not load every backend module the schema needs.
@@ -22,7 +24,9 @@ _EXPORTS = {
     "TopicsFile": "arena.config.schema",
     "TournamentConfig": "arena.config.schema",
     "TournamentSettings": "arena.config.schema",
+    "InputLimits": "arena.config.inputs",
     "check_environment": "arena.config.load",
+    "check_plan": "arena.config.load",
     "load_models": "arena.config.load",
     "load_topics": "arena.config.load",
     "load_tournament": "arena.config.load",
@@ -32,8 +36,10 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from arena.config.inputs import InputLimits
     from arena.config.load import (
         check_environment,
+        check_plan,
         load_models,
         load_topics,
         load_tournament,
@@ -63,6 +69,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ConfigError",
     "ContestantRole",
+    "InputLimits",
     "JudgeRole",
     "ModelsFile",
     "RetrySettings",
@@ -71,6 +78,7 @@ __all__ = [
     "TournamentConfig",
     "TournamentSettings",
     "check_environment",
+    "check_plan",
     "load_models",
     "load_topics",
     "load_tournament",

@@ -2,11 +2,16 @@
 
 - `parse_yaml(path)`: the data and the line of every key and item (`Positions`), from one parse:
   the file is composed into YAML nodes once, which carry their start marks, and the data is
-  constructed from those same nodes.
+  constructed from those same nodes. The file is read and composed under `InputLimits`
+  (`arena.config.inputs`: a regular file, a size cap, bounded aliases and depth), and a key
+  written twice in one mapping is refused at its second line (PyYAML would keep the last).
 - `load_topics`, `load_models`: one file each, validated, cross-checked (unique ids and names, a
   role option on the right role), its `tournament:` section checked on its own.
 - `resolve_settings`: defaults < topics.yaml `tournament:` < models.yaml `tournament:` < flags.
 - `check_environment`: the environment variables the entries in use name (API keys) are set.
+- `remember_secrets`: the variables every entry names are handed to the redactor
+  (`arena.core.redact`), so that an error quoting a key back is never recorded or printed with it.
+- `check_plan`: a plan over `InputLimits.max_unconfirmed_units` debates needs `--yes`.
 - `load_tournament`: all of it; a `TournamentConfig` or one `ConfigError`.
 
 Every mistake becomes a `ConfigError` naming the file, the field as written (`models[2].skill`),
@@ -35,6 +40,7 @@ from arena.config.errors import (
     validate,
     yaml_error,
 )
+from arena.config.inputs import InputLimits, StrictLoader, read_input
 from arena.config.schema import (
     ContestantRole,
     JudgeRole,
@@ -44,6 +50,7 @@ from arena.config.schema import (
     TournamentSettings,
 )
 from arena.core.errors import ConfigError
+from arena.core.redact import remember_env
 
 DEFAULT_MODELS_SOURCE = "built-in default models"
 """The source named in errors about the built-in models (`arena.defaults`)."""
@@ -55,28 +62,34 @@ SETTING_FLAGS = {"max_concurrency": "--concurrency"}
 # --- YAML with positions ------------------------------------------------------------------------
 
 
-def parse_yaml(path: Path) -> tuple[Any, dict[FieldPath, int]]:
-    """A YAML file's data, and the 1-based line of every mapping key and list item in it."""
+def parse_yaml(
+    path: Path, limits: InputLimits | None = None, *, list_root: str | None = None
+) -> tuple[Any, dict[FieldPath, int]]:
+    """A YAML file's data, and the 1-based line of every mapping key and list item in it.
+
+    `limits`: the caps on the file (default: `InputLimits()`). `list_root`:
+    when the document is a list, its paths (positions, errors) start with this key, as if the
+    file read `<list_root>: [...]` (a topics file may be a bare list)."""
     source = str(path)
-    if not path.exists():
-        raise ConfigError(source, None, "file not found")
-    if path.is_dir():
-        raise ConfigError(source, None, "is a directory, not a YAML file")
+    raw = read_input(path, limits)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, None, f"cannot read: {exc}") from None
-    loader = yaml.SafeLoader(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, None, f"cannot read: not UTF-8 text ({exc.reason})") from None
+    loader = StrictLoader(text, source, limits, list_root=list_root)
     try:
         node = loader.get_single_node()
         data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise yaml_error(exc, source) from None
+    except RecursionError:  # the depth limit should have caught it first; never a traceback
+        raise ConfigError(source, None, "nested too deeply to read") from None
     finally:
         loader.dispose()
     positions: dict[FieldPath, int] = {}
     if node is not None:
-        _record_positions(node, (), positions, set())
+        root: FieldPath = (list_root,) if list_root and isinstance(node, yaml.SequenceNode) else ()
+        _record_positions(node, root, positions, set())
     return data, positions
 
 
@@ -103,15 +116,14 @@ def _record_positions(
 # --- the files ----------------------------------------------------------------------------------
 
 
-def load_topics(path: Path) -> TopicsFile:
+def load_topics(path: Path, limits: InputLimits | None = None) -> TopicsFile:
     """topics.yaml: a list of topics, or a mapping with `topics:` and `tournament:`."""
     source = str(path)
-    data, positions = parse_yaml(path)
+    data, positions = parse_yaml(path, limits, list_root="topics")
     if data is None:
         raise ConfigError(source, None, "file is empty; expected a list of topics")
     if isinstance(data, list):
         data = {"topics": data}
-        positions = {("topics", *k): v for k, v in positions.items()}
     if not isinstance(data, dict):
         raise ConfigError(source, None, "expected a list of topics or a mapping with 'topics:'")
     parsed = validate(TopicsFile, data, source, positions)
@@ -120,14 +132,14 @@ def load_topics(path: Path) -> TopicsFile:
     return parsed
 
 
-def load_models(path: Path | None) -> ModelsFile:
+def load_models(path: Path | None, limits: InputLimits | None = None) -> ModelsFile:
     """A models file; None: the embedded-model defaults (`arena.defaults`)."""
     if path is None:
         from arena.defaults import DEFAULT_MODELS
 
         return validate(ModelsFile, DEFAULT_MODELS, DEFAULT_MODELS_SOURCE, {})
     source = str(path)
-    data, positions = parse_yaml(path)
+    data, positions = parse_yaml(path, limits)
     if not isinstance(data, dict):
         raise ConfigError(source, None, "expected a mapping with 'models:' and 'judges:'")
     _check_role_options(data, source, positions)
@@ -211,12 +223,48 @@ def check_environment(
                 raise entry_error(source, (section, index, field), problem)
 
 
+def remember_secrets(roles: Sequence[ContestantRole] | Sequence[JudgeRole]) -> None:
+    """Hand the environment variables the entries name (API keys) to the redactor, so that an
+    error quoting one back is recorded and printed without it (`arena.core.redact`)."""
+    remember_env(name for role in roles for name in role.provider.env_names())
+
+
+def check_plan(config: TournamentConfig, limits: InputLimits | None = None) -> None:
+    """A plan larger than `limits.max_unconfirmed_units` debates runs only when confirmed
+    (`--yes`): a typo in `--replicates` should not start a billion debates, or write their rows."""
+    limits = limits or InputLimits()
+    debates = config.planned_debates()
+    if debates <= limits.max_unconfirmed_units or limits.confirmed:
+        return
+    n = len(config.contestants)
+    per_debate = config.calls_per_debate()
+    raise ConfigError(
+        "command line",
+        "--yes",
+        f"the plan is {debates:,} debates ({_count(len(config.topics), 'topic')} x "
+        f"{_count(n * (n - 1), 'ordered pair')} x {_count(config.settings.replicates, 'replicate')}"
+        f"; about {debates * per_debate:,} model calls, {per_debate} a debate), over the "
+        f"{limits.max_unconfirmed_units:,} a run starts without --yes; add --yes to run it",
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def load_tournament(
-    topics_path: Path, models_path: Path | None, flags: Mapping[str, Any] | None = None
+    topics_path: Path,
+    models_path: Path | None,
+    flags: Mapping[str, Any] | None = None,
+    limits: InputLimits | None = None,
 ) -> TournamentConfig:
-    """Load and cross-check everything a tournament needs; raises ConfigError."""
-    topics = load_topics(topics_path)
-    models = load_models(models_path)
+    """Load and cross-check everything a tournament needs; raises ConfigError.
+
+    `limits`: the caps on the input files and the plan (default: `InputLimits()`; the CLI's
+    `--max-input-mb` and `--yes` change them)."""
+    limits = limits or InputLimits()
+    topics = load_topics(topics_path, limits)
+    models = load_models(models_path, limits)
     models_source = str(models_path) if models_path is not None else DEFAULT_MODELS_SOURCE
     settings = resolve_settings([topics.tournament, models.tournament], flags or {})
     judges = list(models.judges)
@@ -230,9 +278,11 @@ def load_tournament(
                     f"no judge named {name!r} (judges: {', '.join(known)})",
                 )
         judges = [known[name] for name in dict.fromkeys(settings.judges)]
+    remember_secrets(models.models)
+    remember_secrets(models.judges)
     check_environment(models.models, "models", models_source)
     check_environment(models.judges, "judges", models_source, {j.name for j in judges})
-    return TournamentConfig(
+    config = TournamentConfig(
         settings=settings,
         topics=topics.topics,
         contestants=list(models.models),
@@ -240,3 +290,5 @@ def load_tournament(
         topics_path=topics_path,
         models_path=models_path,
     )
+    check_plan(config, limits)
+    return config

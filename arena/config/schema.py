@@ -11,6 +11,10 @@
 A role exposes its provider's `name` and `params` (`role.name`, `role.params`); the backend that
 serves it is `create_backend(role.provider)`.
 
+Numbers must be finite (YAML's `.nan` and `.inf`, `--budget-usd inf` are refused) and an integer
+a run stores must fit its column (`seed` a BIGINT; `turns`, `replicates`, `max_tokens` INTEGERs):
+a value the store would refuse mid-run is refused here, before anything is written.
+
 Simplified on purpose: a role option written on the other role (a `persona` on a judge) is not
 refused here but by the loader, before validation, so that it reads as one clear line
 (`judges[0].persona: applies to contestants only`).
@@ -23,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from arena.backends import BackendSpec, GenerationParams, provider_union
+from arena.backends.base import INT32_MAX, INT64_MAX, INT64_MIN, STRICT_CONFIG
 
 if TYPE_CHECKING:
     ContestantProvider = BackendSpec
@@ -38,9 +43,9 @@ else:
 class RetrySettings(BaseModel):
     """How the engine retries failed calls that may succeed on another try."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
-    max_attempts: int = Field(8, ge=1)
+    max_attempts: int = Field(8, ge=1, le=INT32_MAX)
     """Attempts per call, the first included."""
     initial_backoff_s: float = Field(1.0, ge=0)
     """First backoff; it doubles each attempt, with full jitter."""
@@ -53,21 +58,21 @@ class RetrySettings(BaseModel):
 class TournamentSettings(BaseModel):
     """Settings of a tournament (`tournament:` section, or flags)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
     turns: int = Field(10, ge=2, le=200)
     """Turns per debate, both sides together. FOR opens, sides alternate."""
-    replicates: int = Field(1, ge=1)
+    replicates: int = Field(1, ge=1, le=INT32_MAX)
     """How many times each (topic, FOR model, AGAINST model) debate is held."""
-    seed: int = 0
+    seed: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
     """Seed for everything random (sampling seeds passed to models, simulated models)."""
-    max_tokens: int = Field(512, ge=1)
+    max_tokens: int = Field(512, ge=1, le=INT32_MAX)
     """Max new tokens per turn (a model's `params.max_tokens` overrides it)."""
-    judge_max_tokens: int = Field(400, ge=1)
+    judge_max_tokens: int = Field(400, ge=1, le=INT32_MAX)
     """Max new tokens per verdict."""
     judges: list[str] | None = None
     """Names of the judges to use (default: every judge in models.yaml)."""
-    max_concurrency: int = Field(64, ge=1)
+    max_concurrency: int = Field(64, ge=1, le=INT32_MAX)
     """Calls in flight at once, over all models."""
     budget_usd: float | None = Field(None, gt=0)
     """Stop starting new debates once the run has spent this much (debates under way finish)."""
@@ -80,7 +85,7 @@ class TournamentSettings(BaseModel):
 class Topic(BaseModel):
     """One motion."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
     id: str = Field(min_length=1, max_length=200, pattern=r"^\S+$")
     """Stable identifier (no spaces)."""
@@ -95,7 +100,7 @@ class Topic(BaseModel):
 class TopicsFile(BaseModel):
     """topics.yaml: the motions, and optional tournament settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
     topics: list[Topic] = Field(min_length=1)
     """The motions (at least one)."""
@@ -106,7 +111,7 @@ class TopicsFile(BaseModel):
 class _Role(BaseModel):
     """What contestants and judges share: a provider spec, read from a flat entry."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
     provider: BackendSpec
     """Where the calls go: the backend and its settings (the entry's other fields)."""
@@ -190,7 +195,7 @@ class JudgeRole(_Role):
 class ModelsFile(BaseModel):
     """models.yaml: the contestants, the judges, and optional tournament settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
     models: list[ContestantRole] = Field(min_length=2)
     """The contestants (at least two)."""
@@ -216,3 +221,16 @@ class TournamentConfig:
     """The topics file."""
     models_path: Path | None
     """The models file; None: the built-in defaults (`arena.defaults`)."""
+
+    def planned_debates(self) -> int:
+        """How many debates the round robin holds (`arena.schedule.RoundRobin`): every ordered
+        pair of contestants on every topic, `replicates` times."""
+        n = len(self.contestants)
+        return self.settings.replicates * len(self.topics) * n * (n - 1)
+
+    def calls_per_debate(self) -> int:
+        """Model calls a debate makes when nothing fails: one per turn, and one per judge
+        reading (two for a judge with `swap_check` or `average_orders`). Retries and verdict
+        repairs add more."""
+        readings = sum(2 if j.swap_check or j.average_orders else 1 for j in self.judges)
+        return self.settings.turns + readings

@@ -3,10 +3,14 @@
 `UserError` and its subclasses are mistakes in the user's input (a config file, a flag, a busy
 database): the CLI prints their message as one line and exits with code 2, without a traceback and
 before any model is called or anything is written. `BackendError` is what a backend raises when a
-call fails; it says whether trying again could help, and the engine alone decides what to do.
+call fails; it says whether trying again could help, and the engine alone decides what to do. Its
+message is passed through `arena.core.redact.redact` when it is made, so a key a provider quoted
+back never reaches `calls.error`, `debates.error` or the terminal, whichever backend raised it.
 """
 
 from __future__ import annotations
+
+from arena.core.redact import redact
 
 
 class ArenaError(Exception):
@@ -37,7 +41,8 @@ class BackendError(ArenaError):
 
     `kind` is one of: 'rate_limit', 'server', 'timeout', 'connection', 'malformed' (retryable by
     default) or 'bad_request', 'auth', 'context_length', 'not_found' (not retryable).
-    `retry_after` is the delay the server asked for, in seconds, when it said so.
+    `retry_after` is the delay the server asked for, in seconds, when it said so. The message is
+    redacted (`arena.core.redact`): it is recorded and printed as it is.
     """
 
     RETRYABLE_KINDS = frozenset({"rate_limit", "server", "timeout", "connection", "malformed"})
@@ -50,7 +55,7 @@ class BackendError(ArenaError):
         retryable: bool | None = None,
         retry_after: float | None = None,
     ):
-        super().__init__(message)
+        super().__init__(redact(message))
         self.kind = kind
         self.retryable = kind in self.RETRYABLE_KINDS if retryable is None else retryable
         self.retry_after = retry_after

@@ -24,13 +24,13 @@ Reading(winner='TIE', rationale='P(FOR) = 0.550, the mean of 0.900 (FOR as Debat
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from arena.backends.base import Completion, GenerateSettings, Message
 from arena.calling import Caller
+from arena.core.aio import gather_all
 from arena.core.clock import now
 from arena.judges.base import Asked, Judge, Reading
 from arena.judges.parse import (
@@ -178,7 +178,7 @@ class DebateJudge(Judge[Transcript, Presentation]):
         if self.complete(recorded):
             return recorded[counting].winner
         missing = [p for p in self.presentations if p.variant not in recorded]
-        asked = await asyncio.gather(
+        asked = await gather_all(
             *(self.ask(caller, transcript, p, settings, debate_id) for p in missing)
         )
         counts = dict(self.rows)

@@ -8,11 +8,16 @@ one per judge (`arena.judges.debate`).
 Resuming: `recorded` reads, for a chunk of debates, their status, the gap-free prefix of their
 turns and their verdicts by (judge, variant). A debate continues from its next turn, with its
 transcript rebuilt from the stored turns; only the verdicts not yet recorded are asked for.
+
+Every row is queued after the rows it depends on (a turn after its call's `calls` row, `done`
+after the verdicts), and the writer keeps a prefix of what was queued, so a write failure leaves
+each debate either fully recorded or resumable. `tally` checks it when the run ends: a debate
+counts as done only if the store holds its `done` status, all its turns (gap-free, each with its
+`calls` row) and every verdict its judges owe.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +25,7 @@ from typing import Any, ClassVar
 
 from arena.backends import Backend, GenerateSettings, create_backend
 from arena.config import Topic, TournamentConfig
+from arena.core.aio import gather_all
 from arena.core.clock import now
 from arena.core.ids import content_id
 from arena.core.text import strip_thinking
@@ -27,7 +33,7 @@ from arena.judges.debate import DebateJudge, Recorded
 from arena.judges.parse import majority
 from arena.protocol.debate import Transcript, role_of, side_of
 from arena.records import DebateRow, DebateStatus, TurnRow, VerdictRow
-from arena.runner import RunContext, Task
+from arena.runner import RunContext, Tally, Task
 from storage import Store
 
 
@@ -157,6 +163,38 @@ class DebateTask(Task[DebatePlan, DebateState]):
             states[did].verdicts[judge][variant] = Recorded(winner if valid else None, p_for)
         return states
 
+    def tally(self, units: Sequence[DebatePlan]) -> Tally:
+        """Which of `units` the store holds in full, and their turns and verdicts: read back with
+        counts only (no texts), so the run's final check costs little."""
+        ids = [u.debate_id for u in units]
+        debates = self.store.read(
+            "select d.debate_id, d.status, d.turns_planned, coalesce(t.n, 0),"
+            " coalesce(t.last, 0), coalesce(t.orphans, 0) from debates d left join ("
+            "  select t.debate_id, count(*) as n, max(t.turn_index) as last,"
+            "   count(*) filter (where c.call_id is null) as orphans"
+            "  from turns t left join calls c on c.call_id = t.call_id"
+            "  where t.debate_id in (select unnest(?)) group by t.debate_id"
+            ") t using (debate_id) where d.debate_id in (select unnest(?))",
+            [ids, ids],
+        )
+        verdicts: dict[str, dict[str, dict[str, Recorded]]] = defaultdict(lambda: defaultdict(dict))
+        n_verdicts = 0
+        for did, judge, variant, winner, valid, p_for in self.store.read(
+            "select debate_id, judge, variant, winner, valid, prob_for from verdicts"
+            " where debate_id in (select unnest(?))",
+            [ids],
+        ):
+            verdicts[did][judge][variant] = Recorded(winner if valid else None, p_for)
+            n_verdicts += 1
+        finished = steps = 0
+        for did, status, planned, n_turns, last, orphans in debates:
+            steps += n_turns
+            # turn_index is unique per debate and starts at 1: gap-free when count = max.
+            turns_ok = n_turns == last == planned and orphans == 0
+            judged = all(j.complete(verdicts[did].get(j.name, {})) for j in self.judges)
+            finished += status == "done" and turns_ok and judged
+        return Tally(finished=finished, steps=steps, verdicts=n_verdicts)
+
     def finished(self, unit: DebatePlan, state: DebateState | None) -> bool:
         if state is None or state.status != "done":
             return False
@@ -183,7 +221,7 @@ class DebateTask(Task[DebatePlan, DebateState]):
         while not transcript.finished:
             await self._next_turn(unit, transcript, ctx)
         self._status(unit, "judging")
-        winners = await asyncio.gather(
+        winners = await gather_all(
             *(
                 judge.verdict(
                     ctx.caller,
