@@ -6,8 +6,9 @@ It reads what the engine recorded (through `storage`) and never calls a model.
   FOR-side advantage and two tie models, the bootstrap, online and bootstrapped Elo, win matrices).
 - `eval.judges`: judge quality (side bias, Cohen/Fleiss kappa, verbosity, swap consistency).
 - `eval.graph`: the majority-win digraph and its intransitive cycles.
-- `eval.leaderboard`: `build_report`, everything `arena rank` shows, read from the store.
-- `eval.render` and `eval.svg`: the terminal table, Markdown and the self-contained HTML report.
+- `eval.report`: `build_report`, everything `arena rank` shows read from the store as a typed
+  `RankReport` (pydantic; its JSON schema is generated into docs/rank.md), and its renderings:
+  JSON, the terminal table, Markdown and the self-contained HTML report with SVG figures.
 
 See docs/rank.md. PCP/BBQ metrics are not written yet.
 """

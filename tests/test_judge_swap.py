@@ -15,7 +15,7 @@ from arena.judges.debate import DebateJudge
 from arena.judges.parse import parse_letter_verdict, prob_letter_a
 from arena.protocol.debate import Transcript
 from arena.protocol.transcript import split_transcript
-from eval.leaderboard import RankOptions, build_report
+from eval.report import RankOptions, build_report
 from tests.conftest import query as _query
 from tests.conftest import sim_models
 from tests.conftest import tournament as _run
@@ -210,11 +210,11 @@ def test_unbiased_sim_judge_is_consistent_and_a_letter_bias_is_not(tmp_path: Pat
     assert abs(for_rate["fair", "for_a"] - for_rate["fair", "for_b"]) <= 0.2, for_rate
     # the read side: `arena rank` pairs the two readings by their variants, not by names
     report = build_report(db, RankOptions(rounds=20))
-    assert {s["judge"]: (s["agreement"], s["n"]) for s in report["judges"]["swap"]} == {
+    assert {s.judge: (s.agreement, s.n) for s in report.judges.swap} == {
         judge: (round(rate, 4), n) for judge, (rate, n) in agreement.items()
     }
-    assert [row["judge"] for row in report["judges"]["per_judge"]] == ["exact", "fair", "lefty"]
-    assert [row["verdicts"] for row in report["judges"]["per_judge"]] == [36, 36, 36]
+    assert [row.judge for row in report.judges.per_judge] == ["exact", "fair", "lefty"]
+    assert [row.verdicts for row in report.judges.per_judge] == [36, 36, 36]
 
 
 def test_logprob_swap_check_stores_p_for_of_both_presentations(tmp_path: Path) -> None:

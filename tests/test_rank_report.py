@@ -15,17 +15,16 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
 from eval.judges import MISSING, cohen_kappa, fleiss_kappa, side_bias
-from eval.leaderboard import RankOptions, build_report
 from eval.ratings import A_WINS, B_WINS, TIE
-from eval.render import figures, html, markdown
-from eval.svg import JUDGE_COLOUR, PALETTE, RATING_COLOUR, heat_colour
+from eval.report import RankOptions, RankReport, build_report, html, json_text, markdown
+from eval.report.figures import JUDGE_COLOUR, PALETTE, RATING_COLOUR, figures, heat_colour
+from eval.report.models import MajorityCycle, ModelRating
 from storage import Store
 from tests.conftest import run_arena, sim_models, tournament
 
@@ -136,6 +135,12 @@ def build(
     return db
 
 
+def _value(x: float | None) -> float:
+    """A report number the test expects to be defined (the report has null where it is not)."""
+    assert x is not None
+    return x
+
+
 # -- judge-quality math against independent formulations ------------------------------------
 
 
@@ -190,16 +195,16 @@ def test_rock_paper_scissors_cycle_is_listed_with_its_debates(tmp_path: Path) ->
         debates += [("t1", winner, loser, "FOR"), ("t1", winner, loser, "AGAINST")]
     db = build(tmp_path / "a.duckdb", debates)
     report = build_report(db, RankOptions(rounds=50))
-    graph = report["graph"]
-    assert graph["cycles"] == [{"models": ["paper", "rock", "scissors"], "debates": [4, 4, 4]}]
-    edge = {(e["winner"], e["loser"]): e for e in graph["edges"]}
+    graph = report.graph
+    assert graph.cycles == [MajorityCycle(models=["paper", "rock", "scissors"], debates=[4, 4, 4])]
+    edge = {(e.winner, e.loser): e for e in graph.edges}
     assert set(edge) == {("rock", "scissors"), ("scissors", "paper"), ("paper", "rock")}
-    assert edge["rock", "scissors"]["points"] == 3.0
+    assert edge["rock", "scissors"].points == 3.0
     assert "paper > rock > scissors > paper (4, 4, 4 debates)" in markdown(report)
     # the observed matrix says the same: 0.75 for each winner
-    m = report["matrices"]
-    i, j = m["models"].index("rock"), m["models"].index("scissors")
-    assert m["observed"][i][j] == 0.75 and m["observed"][j][i] == 0.25
+    m = report.matrices
+    i, j = m.models.index("rock"), m.models.index("scissors")
+    assert m.observed[i][j] == 0.75 and m.observed[j][i] == 0.25
 
 
 def test_judge_quality_on_a_hand_built_store(tmp_path: Path) -> None:
@@ -218,17 +223,17 @@ def test_judge_quality_on_a_hand_built_store(tmp_path: Path) -> None:
         verdicts={"long": long_, "flip": flip, "broken": broken},
         lengths=lengths,
     )
-    q = {j["judge"]: j for j in build_report(db, RankOptions(rounds=20))["judges"]["per_judge"]}
-    assert q["long"]["longer_side_won"] == 1.0 and q["long"]["verbosity_r"] > 0.8
-    assert q["flip"]["longer_side_won"] == pytest.approx(2 / 12, abs=1e-4)
-    assert q["broken"]["invalid_rate"] == pytest.approx(2 / 12, abs=1e-4)
-    assert q["broken"]["valid"] == 10 and q["long"]["for_rate"] == 0.5
     report = build_report(db, RankOptions(rounds=20))
-    agreement = report["judges"]["agreement"]
-    assert agreement["statistic"] == "fleiss" and agreement["debates"] == 10
-    pair = {(p["a"], p["b"]): p for p in agreement["pairwise"]}
-    assert pair["broken", "long"]["kappa"] == 1.0 and pair["broken", "long"]["n"] == 10
-    assert pair["flip", "long"]["kappa"] < 0
+    q = {j.judge: j for j in report.judges.per_judge}
+    assert q["long"].longer_side_won == 1.0 and _value(q["long"].verbosity_r) > 0.8
+    assert q["flip"].longer_side_won == pytest.approx(2 / 12, abs=1e-4)
+    assert q["broken"].invalid_rate == pytest.approx(2 / 12, abs=1e-4)
+    assert q["broken"].valid == 10 and q["long"].for_rate == 0.5
+    agreement = report.judges.agreement
+    assert agreement.statistic == "fleiss" and agreement.debates == 10
+    pair = {(p.a, p.b): p for p in agreement.pairwise}
+    assert pair["broken", "long"].kappa == 1.0 and pair["broken", "long"].n == 10
+    assert _value(pair["flip", "long"].kappa) < 0
 
 
 def test_swapped_presentations_give_swap_consistency(tmp_path: Path) -> None:
@@ -246,34 +251,32 @@ def test_swapped_presentations_give_swap_consistency(tmp_path: Path) -> None:
     }
     db = build(tmp_path / "s.duckdb", debates, verdicts=verdicts)
     report = build_report(db, RankOptions(rounds=20))
-    judged = report["judges"]["per_judge"]
-    assert [row["judge"] for row in judged] == ["j", "k", "plain"]
-    assert list(report["per_judge"]) == ["j", "k", "plain"]
+    judged = report.judges.per_judge
+    assert [row.judge for row in judged] == ["j", "k", "plain"]
+    assert list(report.per_judge) == ["j", "k", "plain"]
     # each judge once, by its verdict that counts
-    assert [(row["verdicts"], row["valid"], row["ties"]) for row in judged] == [
+    assert [(row.verdicts, row.valid, row.ties) for row in judged] == [
         (6, 6, 0),
         (6, 5, 1),
         (6, 6, 0),
     ]
-    assert {(p["a"], p["b"]): p["kappa"] for p in report["judges"]["agreement"]["pairwise"]}[
-        ("j", "plain")
-    ] == 1.0
-    assert [(s["judge"], s["n"], s["agreement"]) for s in report["judges"]["swap"]] == [
+    assert {(p.a, p.b): p.kappa for p in report.judges.agreement.pairwise}[("j", "plain")] == 1.0
+    assert [(s.judge, s.n, s.agreement) for s in report.judges.swap] == [
         ("j", 5, 0.8),
         ("k", 5, 0.8),
     ]
     by_j = build_report(db, RankOptions(rounds=20, judge="j"))
-    assert by_j["judge"] == "j" and by_j["battles"] == 6
-    assert build_report(db, RankOptions(rounds=20, judge="k"))["battles"] == 5
+    assert by_j.judge == "j" and by_j.battles == 6
+    assert build_report(db, RankOptions(rounds=20, judge="k")).battles == 5
 
 
 def test_filters_select_exactly_their_debates(tmp_path: Path) -> None:
     debates = [("t1", "A", "B", "FOR")] * 3 + [("t2", "B", "A", "FOR")] * 5
     debates += [("t3", "A", "B", "AGAINST")] * 2
     db = build(tmp_path / "f.duckdb", debates, categories={"t1": "econ", "t3": "econ"})
-    assert build_report(db, RankOptions(rounds=20))["battles"] == 10
-    assert build_report(db, RankOptions(rounds=20, topics=("t2",)))["battles"] == 5
-    assert build_report(db, RankOptions(rounds=20, categories=("econ",)))["battles"] == 5
+    assert build_report(db, RankOptions(rounds=20)).battles == 10
+    assert build_report(db, RankOptions(rounds=20, topics=("t2",))).battles == 5
+    assert build_report(db, RankOptions(rounds=20, categories=("econ",))).battles == 5
     result = run_arena("rank", "--db", db, "--topic", "t1", "--topic", "t3", "-f", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["battles"] == 5
@@ -298,10 +301,10 @@ def test_anchor_and_davidson_ties(tmp_path: Path) -> None:
     debates += [("t1", "C", "B", "AGAINST"), ("t1", "B", "C", "TIE")] * 4
     db = build(tmp_path / "d.duckdb", debates)
     anchored = build_report(db, RankOptions(rounds=50, anchor="B"))
-    rating = {m["model"]: m["rating"] for m in anchored["models"]}
+    rating = {m.model: _value(m.rating) for m in anchored.models}
     assert rating["B"] == 1000.0 and rating["A"] > 1000.0 > rating["C"]
     davidson = build_report(db, RankOptions(rounds=50, ties="davidson"))
-    assert davidson["ties"] == "davidson" and davidson["tie_param"] > 0
+    assert davidson.ties == "davidson" and _value(davidson.tie_param) > 0
 
 
 # -- simulated tournaments: methods against known skills and a planted side bias ------------
@@ -329,32 +332,33 @@ def sim_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "arena.duckdb"
 
 
-def _tau(models: list[dict[str, Any]]) -> float:
-    names = [m["model"] for m in models]
-    return float(kendalltau([SKILLS[n] for n in names], [m["rating"] for m in models]).statistic)
+def _tau(models: list[ModelRating]) -> float:
+    names = [m.model for m in models]
+    return float(kendalltau([SKILLS[n] for n in names], [m.rating for m in models]).statistic)
 
 
 def test_methods_recover_known_skills_and_flag_the_biased_judge(sim_db: Path) -> None:
     bt = build_report(sim_db, RankOptions(rounds=200, judge="fair"))
-    assert bt["battles"] == 336 and _tau(bt["models"]) >= 0.9
+    assert bt.battles == 336 and _tau(bt.models) >= 0.9
     elo = build_report(sim_db, RankOptions(rounds=100, judge="fair", method="elo"))
-    assert elo["method"] == "elo" and elo["side_advantage"] is None
-    assert _tau(elo["models"]) >= 0.85
-    for m in elo["models"]:
-        assert m["lower"] <= m["rating"] <= m["upper"]
-    quality = {j["judge"]: j for j in bt["judges"]["per_judge"]}
-    assert quality["leaner"]["side_biased"] and quality["leaner"]["for_lower"] > 0.5
-    assert not quality["fair"]["side_biased"]
+    assert elo.method == "elo" and elo.side_advantage is None
+    assert _tau(elo.models) >= 0.85
+    for m in elo.models:
+        assert _value(m.lower) <= _value(m.rating) <= _value(m.upper)
+    quality = {j.judge: j for j in bt.judges.per_judge}
+    assert quality["leaner"].side_biased and _value(quality["leaner"].for_lower) > 0.5
+    assert not quality["fair"].side_biased
     # per-judge tables: the biased judge's own table carries its side advantage
-    per = bt["per_judge"]
+    per = bt.per_judge
     assert set(per) == {"fair", "leaner", "lettered"}
-    assert per["leaner"]["side_advantage"]["lower"] > 0
-    assert per["fair"]["models"] == bt["models"]  # --judge fair is fair's own table
+    leaner_side = per["leaner"].side_advantage
+    assert leaner_side is not None and _value(leaner_side.lower) > 0
+    assert per["fair"].models == bt.models  # --judge fair is fair's own table
     # swap consistency: the judge with a planted letter bias contradicts itself far more often
-    swap = {s["judge"]: s for s in bt["judges"]["swap"]}
-    assert set(swap) == {"fair", "lettered"} and swap["fair"]["n"] == 336
-    assert swap["fair"]["agreement"] >= swap["lettered"]["agreement"] + 0.2
-    assert swap["fair"]["kappa"] > swap["lettered"]["kappa"]
+    swap = {s.judge: s for s in bt.judges.swap}
+    assert set(swap) == {"fair", "lettered"} and swap["fair"].n == 336
+    assert _value(swap["fair"].agreement) >= _value(swap["lettered"].agreement) + 0.2
+    assert _value(swap["fair"].kappa) > _value(swap["lettered"].kappa)
 
 
 def test_rank_cli_outputs_agree(sim_db: Path, tmp_path: Path) -> None:
@@ -363,6 +367,10 @@ def test_rank_cli_outputs_agree(sim_db: Path, tmp_path: Path) -> None:
     assert as_json.returncode == 0, as_json.stderr
     report = json.loads(as_json.stdout)
     assert report["schema_version"] == 2
+    # the JSON is the typed report's, and reads back into the types
+    built = build_report(sim_db, RankOptions(rounds=100, seed=1))
+    assert as_json.stdout == json_text(built) + "\n"
+    assert RankReport.model_validate_json(as_json.stdout) == built
     md = run_arena(*base, "-f", "markdown", "--out", tmp_path / "r.md")
     assert md.returncode == 0 and md.stdout.strip() == f"wrote {tmp_path / 'r.md'}"
     text = (tmp_path / "r.md").read_text()
@@ -399,8 +407,8 @@ def test_html_report_is_self_contained_and_renders_in_chromium(
     page = html(report)
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
     assert set(figures(report)) == {"ratings", "predicted", "observed", "timeline", "judges"}
-    for m in report["models"]:
-        assert f"<td>{m['model']}</td>" in page
+    for m in report.models:
+        assert f"<td>{m.model}</td>" in page
     browser = _chromium()
     if browser is None:
         pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium package)")
@@ -443,8 +451,8 @@ def test_html_report_is_self_contained_and_renders_in_chromium(
     # timeline, and the heatmaps' cells in the colours their values call for
     assert seen(RATING_COLOUR, 8 * 60), "ratings figure not rendered"
     assert seen(JUDGE_COLOUR, 3 * 60), "judge panel not rendered"
-    for k in range(len(report["models"])):
+    for k in range(len(report.models)):
         assert seen(PALETTE[k], 150), f"timeline line {k} not rendered"
-    cells = [v for row in report["matrices"]["predicted"] for v in row if v is not None]
+    cells = [v for row in report.matrices.predicted for v in row if v is not None]
     extreme = max(cells, key=lambda v: abs(v - 0.5))
     assert seen(heat_colour(extreme), 400), "heatmap not rendered"

@@ -1,5 +1,6 @@
 """`arena rank`: ratings with bootstrap intervals, judge quality and majority cycles, as a
-terminal table, JSON, Markdown or a self-contained HTML report (`eval.leaderboard`, `eval.render`).
+terminal table, JSON, Markdown or a self-contained HTML report (`eval.report`: a typed
+`RankReport`, built once and rendered in the format asked for).
 """
 
 from __future__ import annotations
@@ -61,10 +62,7 @@ def rank(
     Bradley-Terry (Elo scale) by default; --format html writes a self-contained report with
     figures.
     """
-    import json
-
-    from eval.leaderboard import RankOptions, build_report
-    from eval.render import html, markdown, terminal
+    from eval.report import RankOptions, build_report, html, json_text, markdown, terminal
 
     options = RankOptions(
         run_id=run,
@@ -90,7 +88,7 @@ def rank(
         terminal(report, Console())
         return
     text = {
-        RankFormat.json: lambda: json.dumps(report, indent=1),
+        RankFormat.json: lambda: json_text(report),
         RankFormat.markdown: lambda: markdown(report),
         RankFormat.html: lambda: html(report),
     }[fmt]()

@@ -1,4 +1,4 @@
-"""The report of `arena rank`: battles read from the database, rated, judged, as one JSON document.
+"""`build_report`: the battles read from the database, rated and judged, as a `RankReport`.
 
 Each judged debate is a battle between its FOR and its AGAINST model. The main table rates the
 debates' majority verdicts (`debates.winner`), or one judge's valid verdicts with `judge`; below
@@ -9,10 +9,12 @@ A judge's verdict on a debate is its row with `verdicts.counts` (the one that de
 judge and debate); a judge shown each debate in both neutral-label orders also has rows with
 `variant` 'for_a' and 'for_b', which give its swap consistency. Judge names are never parsed.
 
-The report is a plain dict with a versioned schema (`JSON_SCHEMA_VERSION`, documented in
-docs/rank.md) and the terminal table, Markdown and HTML are rendered from it (`eval.render`), so
-the four outputs never disagree. The math lives in `eval.ratings` (Bradley-Terry, Elo),
-`eval.judges` (judge quality) and `eval.graph` (majority graph and cycles).
+The math lives in `eval.ratings` (Bradley-Terry, Elo), `eval.judges` (judge quality) and
+`eval.graph` (majority graph and cycles); this module reads, rounds and fills the typed report
+(`eval.report.models`), which every output is rendered from.
+
+Simplified on purpose: the whole selection is read into memory (a few numbers per debate and
+verdict), and rounding happens here, once, so the JSON, tables and figures show the same digits.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +36,7 @@ from eval.ratings import (
     A_WINS,
     B_WINS,
     TIE,
+    Counts,
     Ties,
     aggregate,
     bootstrap,
@@ -43,9 +46,27 @@ from eval.ratings import (
     online_elo,
     win_matrices,
 )
+from eval.report.models import (
+    JSON_SCHEMA_VERSION,
+    Agreement,
+    BootstrapSettings,
+    EloOverTime,
+    Filters,
+    JudgeQuality,
+    Judges,
+    MajorityCycle,
+    MajorityEdge,
+    MajorityGraph,
+    ModelRating,
+    PairAgreement,
+    RankReport,
+    RatingTable,
+    SideAdvantage,
+    SwapConsistency,
+    WinMatrices,
+)
 from storage import run_query
 
-JSON_SCHEMA_VERSION = 2
 TIMELINE_POINTS = 200
 
 _OUTCOME = {"FOR": A_WINS, "AGAINST": B_WINS, "TIE": TIE}
@@ -211,12 +232,25 @@ def _load(db: Path, options: RankOptions) -> _Data:
     )
 
 
-def _round(x: float, digits: int = 1) -> float | None:
+def _round(x: float | None, digits: int = 1) -> float | None:
+    """`x` rounded for the report; None where it is undefined (None, NaN, infinite)."""
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
 
 
 def _matrix(m: npt.NDArray[np.float64]) -> list[list[float | None]]:
     return [[_round(float(v), 4) for v in row] for row in m]
+
+
+@dataclass(frozen=True)
+class _Rated:
+    """A leaderboard and what the main table's figures need from its fit."""
+
+    table: RatingTable
+    order: list[int]
+    """Model indices in rank order."""
+    counts: Counts
+    predicted: npt.NDArray[np.float64]
+    observed: npt.NDArray[np.float64]
 
 
 def _rate(
@@ -225,15 +259,13 @@ def _rate(
     b: npt.NDArray[np.int64],
     outcome: npt.NDArray[np.int64],
     options: RankOptions,
-    *,
-    detail: bool,
-) -> dict[str, Any]:
-    """One leaderboard: rows per model, side advantage, and (with `detail`) matrices and graph."""
+) -> _Rated:
+    """One leaderboard: rows per model in rank order, and the FOR-side advantage."""
     n = len(names)
     counts = aggregate(a, b, outcome, n)
     anchor = names.index(options.anchor) if options.anchor in names else None
     rng = np.random.default_rng(options.seed)
-    side: dict[str, float | None] | None = None
+    side: SideAdvantage | None = None
     if options.method == "bt":
         if options.ties == "davidson" and not np.any(outcome == TIE):
             raise UserError("--ties davidson: these battles have no ties; use --ties half")
@@ -247,11 +279,11 @@ def _rate(
             level=options.level,
         )
         ratings, lower, upper, rank = result.fit.ratings, result.lower, result.upper, result.rank
-        side = {
-            "for_advantage": _round(result.fit.side_advantage),
-            "lower": _round(result.side_lower),
-            "upper": _round(result.side_upper),
-        }
+        side = SideAdvantage(
+            for_advantage=_round(result.fit.side_advantage),
+            lower=_round(result.side_lower),
+            upper=_round(result.side_upper),
+        )
         predicted, observed = win_matrices(result.fit, counts, n)
         tie_param = result.fit.tie_param
     else:
@@ -267,46 +299,63 @@ def _rate(
     points, games = head_to_head(counts, n)
     played, score = games.sum(axis=1), points.sum(axis=1)
     order = sorted(range(n), key=lambda i: (int(rank[i]), -ratings[i], names[i]))
-    table: dict[str, Any] = {
-        "battles": int(a.size),
-        "models": [
-            {
-                "rank": int(rank[i]),
-                "model": names[i],
-                "rating": _round(ratings[i]),
-                "lower": _round(lower[i]),
-                "upper": _round(upper[i]),
-                "debates": int(played[i]),
-                "win_rate": _round(score[i] / played[i], 4) if played[i] else None,
-            }
+    table = RatingTable(
+        battles=int(a.size),
+        models=[
+            ModelRating(
+                rank=int(rank[i]),
+                model=names[i],
+                rating=_round(ratings[i]),
+                lower=_round(lower[i]),
+                upper=_round(upper[i]),
+                debates=int(played[i]),
+                win_rate=_round(score[i] / played[i], 4) if played[i] else None,
+            )
             for i in order
         ],
-        "side_advantage": side,
-        "tie_param": _round(tie_param, 4) if tie_param is not None else None,
-    }
-    if detail:
-        ordered = [names[i] for i in order]
-        perm = np.array(order)
-        table["matrices"] = {
-            "models": ordered,
-            "predicted": _matrix(predicted[np.ix_(perm, perm)]),
-            "observed": _matrix(observed[np.ix_(perm, perm)]),
-        }
-        series = online_elo(a, b, outcome, n, k=options.k)
-        picks = np.unique(np.linspace(0, a.size - 1, min(TIMELINE_POINTS, a.size)).astype(int))
-        table["elo_over_time"] = {
-            "k": options.k,
-            "battle": [int(t) + 1 for t in picks],
-            "ratings": {names[i]: [_round(series[t, i]) for t in picks] for i in order},
-        }
-        graph = majority_graph(counts, names)
-        found, truncated = cycles(graph)
-        table["graph"] = {
-            "edges": [e.__dict__ for e in edges(graph)],
-            "cycles": [c.__dict__ for c in found],
-            "cycles_truncated": truncated,
-        }
-    return table
+        side_advantage=side,
+        tie_param=_round(tie_param, 4) if tie_param is not None else None,
+    )
+    return _Rated(table, order, counts, predicted, observed)
+
+
+def _matrices(rated: _Rated, names: list[str]) -> WinMatrices:
+    perm = np.array(rated.order)
+    return WinMatrices(
+        models=[names[i] for i in rated.order],
+        predicted=_matrix(rated.predicted[np.ix_(perm, perm)]),
+        observed=_matrix(rated.observed[np.ix_(perm, perm)]),
+    )
+
+
+def _elo_over_time(
+    rated: _Rated,
+    names: list[str],
+    a: npt.NDArray[np.int64],
+    b: npt.NDArray[np.int64],
+    outcome: npt.NDArray[np.int64],
+    k: float,
+) -> EloOverTime:
+    series = online_elo(a, b, outcome, len(names), k=k)
+    picks = np.unique(np.linspace(0, a.size - 1, min(TIMELINE_POINTS, a.size)).astype(int))
+    return EloOverTime(
+        k=k,
+        battle=[int(t) + 1 for t in picks],
+        ratings={names[i]: [_round(series[t, i]) for t in picks] for i in rated.order},
+    )
+
+
+def _graph(rated: _Rated, names: list[str]) -> MajorityGraph:
+    graph = majority_graph(rated.counts, names)
+    found, truncated = cycles(graph)
+    return MajorityGraph(
+        edges=[
+            MajorityEdge(winner=e.winner, loser=e.loser, points=e.points, debates=e.debates)
+            for e in edges(graph)
+        ],
+        cycles=[MajorityCycle(models=c.models, debates=c.debates) for c in found],
+        cycles_truncated=truncated,
+    )
 
 
 def _models(data: _Data, labels: Sequence[int]) -> list[str]:
@@ -325,7 +374,7 @@ def _battles(
     return a, b, np.array([labels[i] for i in keep], dtype=np.int64)
 
 
-def _judge_quality(data: _Data) -> dict[str, Any]:
+def _judge_quality(data: _Data) -> Judges:
     judges = data.judges
     rows = []
     for j, judge in enumerate(judges):
@@ -335,46 +384,50 @@ def _judge_quality(data: _Data) -> dict[str, Any]:
         bias = side_bias(y)
         verb = verbosity(y, data.for_chars, data.against_chars)
         rows.append(
-            {
-                "judge": judge,
-                "verdicts": given,
-                "valid": valid,
-                "invalid_rate": _round((given - valid) / given, 4) if given else None,
-                "ties": bias.ties,
-                "for_rate": _round(bias.for_rate, 4),
-                "for_lower": _round(bias.lower, 4),
-                "for_upper": _round(bias.upper, 4),
-                "side_biased": bias.biased,
-                "verbosity_r": _round(verb.correlation, 4),
-                "verbosity_p": _round(verb.p_value, 4),
-                "longer_side_won": _round(verb.longer_side_won, 4),
-            }
+            JudgeQuality(
+                judge=judge,
+                verdicts=given,
+                valid=valid,
+                invalid_rate=_round((given - valid) / given, 4) if given else None,
+                ties=bias.ties,
+                for_rate=_round(bias.for_rate, 4),
+                for_lower=_round(bias.lower, 4),
+                for_upper=_round(bias.upper, 4),
+                side_biased=bias.biased,
+                verbosity_r=_round(verb.correlation, 4),
+                verbosity_p=_round(verb.p_value, 4),
+                longer_side_won=_round(verb.longer_side_won, 4),
+            )
         )
-    agreement: dict[str, Any] = {"statistic": None, "kappa": None, "debates": 0, "pairwise": []}
+    agreement = Agreement(statistic=None, kappa=None, debates=0, pairwise=[])
     if len(judges) >= 2:
         k, n, stat = kappa(data.labels)
         pairwise = []
         for p in range(len(judges)):
             for q in range(p + 1, len(judges)):
                 kpq, npq = _cohen(data.labels[:, p], data.labels[:, q])
-                pairwise.append({"a": judges[p], "b": judges[q], "kappa": _round(kpq, 4), "n": npq})
-        agreement = {"statistic": stat, "kappa": _round(k, 4), "debates": n, "pairwise": pairwise}
+                pairwise.append(
+                    PairAgreement(a=judges[p], b=judges[q], kappa=_round(kpq, 4), n=npq)
+                )
+        agreement = Agreement(
+            statistic="cohen" if stat == "cohen" else "fleiss",
+            kappa=_round(k, 4),
+            debates=n,
+            pairwise=pairwise,
+        )
     swaps = []
     for judge, (for_a, for_b) in data.swaps.items():
         s = swap_consistency(for_a, for_b)
         swaps.append(
-            {
-                "judge": judge,
-                "agreement": _round(s.agreement, 4),
-                "kappa": _round(s.kappa, 4),
-                "n": s.n,
-            }
+            SwapConsistency(
+                judge=judge, agreement=_round(s.agreement, 4), kappa=_round(s.kappa, 4), n=s.n
+            )
         )
-    return {"per_judge": rows, "agreement": agreement, "swap": swaps}
+    return Judges(per_judge=rows, agreement=agreement, swap=swaps)
 
 
-def build_report(db: Path, options: RankOptions) -> dict[str, Any]:
-    """Everything `arena rank` shows, as a JSON-ready dict (schema in docs/rank.md).
+def build_report(db: Path, options: RankOptions) -> RankReport:
+    """Everything `arena rank` shows (schema in docs/rank.md, generated from the types).
 
     Raises UserError for filters that name nothing in the database, or when fewer than two models
     have a judged debate.
@@ -393,22 +446,8 @@ def build_report(db: Path, options: RankOptions) -> dict[str, Any]:
     if options.anchor is not None and options.anchor not in names:
         raise UserError(f"--anchor: no model {options.anchor!r} (models: {', '.join(names)})")
     a, b, outcome = _battles(data, main_labels, names)
-    report: dict[str, Any] = {
-        "schema_version": JSON_SCHEMA_VERSION,
-        "method": "bradley-terry" if options.method == "bt" else "elo",
-        "ties": options.ties if options.method == "bt" else "half",
-        "scale": (
-            "elo: 400 points per factor 10 in odds, "
-            + (f"{options.anchor} at 1000" if options.anchor else "mean 1000")
-        ),
-        "judge": options.judge or "majority",
-        "run_id": options.run_id,
-        "filters": {"topics": list(options.topics), "categories": list(options.categories)},
-        "debates": len(data.debate_ids),
-        "bootstrap": {"rounds": options.rounds, "seed": options.seed, "level": options.level},
-    }
-    report.update(_rate(names, a, b, outcome, options, detail=True))
-    per_judge: dict[str, Any] = {}
+    main = _rate(names, a, b, outcome, options)
+    per_judge: dict[str, RatingTable] = {}
     for j, judge in enumerate(data.judges):
         labels = data.labels[:, j].tolist()
         judged = _models(data, labels)
@@ -416,7 +455,27 @@ def build_report(db: Path, options: RankOptions) -> dict[str, Any]:
         if len(judged) >= 2 and (
             options.method == "elo" or options.ties == "half" or np.any(jo == TIE)
         ):
-            per_judge[judge] = _rate(judged, ja, jb, jo, options, detail=False)
-    report["per_judge"] = per_judge
-    report["judges"] = _judge_quality(data)
-    return report
+            per_judge[judge] = _rate(judged, ja, jb, jo, options).table
+    return RankReport(
+        schema_version=JSON_SCHEMA_VERSION,
+        method="bradley-terry" if options.method == "bt" else "elo",
+        ties=options.ties if options.method == "bt" else "half",
+        scale=(
+            "elo: 400 points per factor 10 in odds, "
+            + (f"{options.anchor} at 1000" if options.anchor else "mean 1000")
+        ),
+        judge=options.judge or "majority",
+        run_id=options.run_id,
+        filters=Filters(topics=list(options.topics), categories=list(options.categories)),
+        debates=len(data.debate_ids),
+        bootstrap=BootstrapSettings(rounds=options.rounds, seed=options.seed, level=options.level),
+        battles=main.table.battles,
+        models=main.table.models,
+        side_advantage=main.table.side_advantage,
+        tie_param=main.table.tie_param,
+        matrices=_matrices(main, names),
+        elo_over_time=_elo_over_time(main, names, a, b, outcome, options.k),
+        graph=_graph(main, names),
+        per_judge=per_judge,
+        judges=_judge_quality(data),
+    )

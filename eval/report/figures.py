@@ -1,14 +1,23 @@
-"""Small inline-SVG charts for the HTML report: no plotting library, no JavaScript, no fetches.
+"""The HTML report's figures: small inline-SVG charts, no plotting library, JavaScript or fetches.
 
-Each function returns one `<svg>` element as a string. Colours are fixed per chart (the report's
-rendering test looks for them in a headless-Chromium screenshot).
+`figures(report)` draws the report's figures from a `RankReport`: ratings with their intervals,
+the predicted and observed win-probability heatmaps, online Elo over time and the judges' FOR-side
+win rates. The chart functions below it (`interval_chart`, `heatmap`, `line_chart`) each return
+one `<svg>` element as a string and know nothing of the report. Colours are fixed per chart (the
+report's rendering test looks for them in a headless-Chromium screenshot).
+
+Simplified on purpose: hand-written SVG with fixed sizes and no text measuring (label widths are
+estimated from their length). ARCHITECTURE.md prefers matplotlib's SVG output once there are more
+chart kinds than these three.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
+
+from eval.report.models import RankReport
 
 RATING_COLOUR = "#2b6cb0"
 JUDGE_COLOUR = "#dd6b20"
@@ -170,7 +179,7 @@ def heatmap(labels: Sequence[str], matrix: Sequence[Sequence[float | None]], tit
 
 
 def line_chart(
-    x: Sequence[int], series: dict[str, Sequence[float | None]], title: str, x_label: str
+    x: Sequence[int], series: Mapping[str, Sequence[float | None]], title: str, x_label: str
 ) -> str:
     """One line per series over a shared x axis, with a legend."""
     width, left, right, top, bottom = 720, 56, 160, 28, 40
@@ -216,3 +225,52 @@ def line_chart(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" {FONT} role="img">{"".join(parts)}</svg>'
     )
+
+
+def _value(x: float | None) -> float:
+    """A report number for `interval_chart`, which leaves out what is not finite."""
+    return math.nan if x is None else x
+
+
+def figures(report: RankReport) -> dict[str, str]:
+    """The report's SVG figures by name: ratings, predicted, observed, timeline and (when a
+    judge has a FOR-side win rate) judges."""
+    models = report.models
+    out = {
+        "ratings": interval_chart(
+            [m.model for m in models],
+            [_value(m.rating) for m in models],
+            [_value(m.lower) for m in models],
+            [_value(m.upper) for m in models],
+            title=f"Rating ({report.method}) with 95% bootstrap interval",
+        ),
+        "predicted": heatmap(
+            report.matrices.models,
+            report.matrices.predicted,
+            "Predicted score, row vs column",
+        ),
+        "observed": heatmap(
+            report.matrices.models,
+            report.matrices.observed,
+            "Observed score, row vs column",
+        ),
+        "timeline": line_chart(
+            report.elo_over_time.battle,
+            report.elo_over_time.ratings,
+            f"Online Elo (K = {report.elo_over_time.k:g}) in debate order",
+            "battle",
+        ),
+    }
+    judged = [j for j in report.judges.per_judge if j.for_rate is not None]
+    if judged:
+        out["judges"] = interval_chart(
+            [j.judge for j in judged],
+            [_value(j.for_rate) for j in judged],
+            [_value(j.for_lower) for j in judged],
+            [_value(j.for_upper) for j in judged],
+            colour=JUDGE_COLOUR,
+            reference=0.5,
+            fmt="{:.2f}",
+            title="FOR-side win rate per judge (decisive verdicts, exact 95% CI)",
+        )
+    return out
