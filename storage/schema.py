@@ -122,18 +122,8 @@ def pending_views(
     Reads only. Migrations that do anything but create views are skipped, and so is a database
     without `schema_migrations` (not one of ours).
     """
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
-        " AND schema_name = 'main' AND table_name = 'schema_migrations'"
-    ).fetchall()[0][0]
-    if not exists:
-        return []
-    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
-    todo = load_migrations() if migrations is None else sorted(migrations, key=lambda m: m.version)
     statements: list[str] = []
-    for migration in todo:
-        if migration.version in done:
-            continue
+    for migration in pending_migrations(con, migrations):
         parsed = [_without_leading_comments(s.query) for s in con.extract_statements(migration.sql)]
         if parsed and all(_CREATE_VIEW.match(q) for q in parsed):
             statements += [_CREATE_VIEW.sub(r"CREATE \1TEMP VIEW", q, count=1) for q in parsed]

@@ -16,7 +16,7 @@ outcome: with `verdict: logprob` the combined P(FOR) is the mean of the two read
 judge that always prefers "A" by the same margin is left with only what it read in the debates;
 with JSON verdicts the combined winner is the side both readings agree on, else TIE.
 
->>> combine([Reading("FOR", "", 0.9), Reading("AGAINST", "", 0.2)], tie_margin=0.05)
+>>> combine([Reading("FOR", "", 0.9), Reading("AGAINST", "", 0.2)], tie_margin=0.1)
 Reading(winner='TIE', rationale='P(FOR) = 0.550, the mean of 0.900 (FOR as Debater A) and 0.200 (FOR as Debater B)', prob_for=0.55)
 >>> combine([Reading("FOR", "a"), Reading("FOR", "b")], tie_margin=0.0).winner
 'FOR'
