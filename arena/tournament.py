@@ -7,6 +7,13 @@ running out: one line names the cause and the file; no call was sent after the f
 debate is fully recorded or resumable, so the same command continues once the cause is fixed),
 130 interrupted (rerun the printed command to continue).
 
+Interrupted means Ctrl-C, or SIGTERM, SIGHUP or SIGQUIT, which all end a run the same way
+(`StopSignals`): debates in flight are dropped, the run is marked `interrupted`, the command that
+continues it is printed, the live socket and `<db>.live.json` are removed as the store closes.
+A signal never cuts a write to the store in half: while the run is set up or wrapped up it is
+noted and acted on at the next safe point. Only SIGKILL leaves the socket and live.json behind;
+the next tournament to start removes them (storage/live.py).
+
 The summary counts what the store holds, read back after the last rows were committed; the run is
 marked `complete` only when the store confirms every debate of the plan (`Task.tally`).
 """
@@ -17,9 +24,11 @@ import asyncio
 import contextlib
 import shlex
 import signal
+import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 from rich.console import Console
@@ -99,14 +108,111 @@ def _summary_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
-async def _play(tournament: Tournament, console: Console, quiet: bool) -> RunSummary:
-    loop = asyncio.get_running_loop()
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+"""Signals that stop a tournament as Ctrl-C does (SIGKILL cannot be caught)."""
+
+
+class StopSignals:
+    """While a tournament runs, SIGINT, SIGTERM, SIGHUP and SIGQUIT all stop it as Ctrl-C does.
+
+    Used as a context manager around everything that touches the store (the handlers are
+    restored on exit). The first signal is noted (`received`, its name); while the debates are
+    played (`cancelling`) it also cancels the main task, so the runner stops and `asyncio.run`
+    raises CancelledError. At any other moment (opening the store, recording the run, marking it
+    finished, closing the store) nothing is cut short: a signal during set-up stops the run as
+    soon as play would begin, one during wrap-up changes nothing (the run is ending anyway).
+    Outside the main thread the handlers cannot be set; the run is then stopped only by the
+    signals' default actions.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        """The name of the first stop signal received, or None."""
+        self._cancel: Callable[[], None] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        with contextlib.suppress(ValueError):  # not the main thread
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is not None:
+            return  # one stop is enough; a second must not cut the first one's cleanup short
+        self.received = signal.Signals(signum).name
+        if self._cancel is not None:
+            self._cancel()
+
+    @contextlib.contextmanager
+    def cancelling(
+        self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]
+    ) -> Iterator[None]:
+        """While the block runs, a stop signal cancels `task` (at once, if one came already).
+
+        CPython runs a signal's handler in the main thread, between bytecodes; a main thread
+        asleep in the event loop's select would not notice a signal delivered to another thread
+        (the writer's, DuckDB's), so the signal wakeup descriptor wakes the loop meanwhile.
+        """
+
+        def cancel() -> None:
+            loop.call_soon_threadsafe(task.cancel)
+
+        self._cancel = cancel
+        try:
+            with _wakeup(loop):
+                if self.received is not None:
+                    cancel()
+                yield
+        finally:
+            self._cancel = None
+
+
+@contextlib.contextmanager
+def _wakeup(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Wake `loop` whenever a signal arrives, in whichever thread (see `StopSignals`)."""
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        reader.setblocking(False)
+        writer.setblocking(False)
+        try:
+            previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        except ValueError:  # not the main thread
+            yield
+            return
+
+        def drain() -> None:
+            with contextlib.suppress(OSError):
+                while reader.recv(4096):
+                    pass
+
+        loop.add_reader(reader.fileno(), drain)
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(previous)
+            loop.remove_reader(reader.fileno())
+
+
+async def _play(
+    tournament: Tournament, console: Console, quiet: bool, signals: StopSignals
+) -> RunSummary:
     main = asyncio.current_task()
-    if main is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, main.cancel)
-    async with show_progress(tournament.progress, console, enabled=not quiet):
-        return await tournament.run()
+    if main is None:  # asyncio.run always runs a task
+        raise AssertionError("unreachable: _play runs outside a task")
+    with signals.cancelling(asyncio.get_running_loop(), main):
+        async with show_progress(tournament.progress, console, enabled=not quiet):
+            return await tournament.run()
 
 
 def _write_failure_lines(
@@ -163,6 +269,21 @@ def run_tournament(
         console.print(DESCRIPTION, highlight=False)
     run_id = run_id or default_run_id(config.settings)
     command = continue_command(argv)
+    with StopSignals() as signals:
+        return _run(config, db, run_id, command, quiet, console, signals)
+
+
+def _run(
+    config: TournamentConfig,
+    db: Path,
+    run_id: str,
+    command: str,
+    quiet: bool,
+    console: Console,
+    signals: StopSignals,
+) -> int:
+    """Open the store, play, mark the run, close the store, report: `run_tournament`'s work,
+    with the stop signals handled (`StopSignals`)."""
     try:
         store = Store.open(db)
     except WriteError as error:  # a full disk can show as soon as the file is opened
@@ -182,7 +303,7 @@ def run_tournament(
             if existed:
                 console.print(f"continuing run {run_id} in {db}", highlight=False)
             try:
-                summary = asyncio.run(_play(tournament, console, quiet))
+                summary = asyncio.run(_play(tournament, console, quiet, signals))
             except (KeyboardInterrupt, asyncio.CancelledError):
                 interrupted = True
             finish_run(store, run_id, _status(summary), now())
@@ -200,7 +321,9 @@ def run_tournament(
         return EXIT_WRITE
     if tournament is None:  # only a write failure leaves it unset and returns
         raise AssertionError("unreachable: the tournament is set up or a WriteError was raised")
-    code = _report(tournament, summary, interrupted, config, command, console)
+    code = _exit_code(summary, interrupted)
+    with contextlib.suppress(OSError):  # the terminal went away (SIGHUP): the code still tells
+        _report(tournament, summary, interrupted, config, command, console, signals.received)
     if closing is not None:
         # Everything was committed (the summary read it back); the checkpoint that folds the
         # write-ahead log into the file could not be written.
@@ -214,6 +337,17 @@ def run_tournament(
     return code
 
 
+def _exit_code(summary: RunSummary | None, interrupted: bool) -> int:
+    """The exit code of a run that ended so (see the module's docstring)."""
+    if interrupted or summary is None:
+        return EXIT_INTERRUPTED
+    if summary.failed or summary.unconfirmed:
+        return EXIT_FAILED
+    if summary.not_started:
+        return EXIT_BUDGET
+    return EXIT_OK
+
+
 def _report(
     tournament: Tournament,
     summary: RunSummary | None,
@@ -221,17 +355,19 @@ def _report(
     config: TournamentConfig,
     command: str,
     console: Console,
-) -> int:
-    """Print how the run ended; its exit code."""
+    stopped_by: str | None = None,
+) -> None:
+    """Print how the run ended (`stopped_by`: the signal that stopped it, if one did)."""
     run_id = tournament.runner.run_id
     if interrupted or summary is None:
         p = tournament.progress
+        by = f" by {stopped_by}" if stopped_by and stopped_by != "SIGINT" else ""
         console.print(
-            f"Stopped. {p.done}/{p.total} {p.unit}s finished, {p.steps} new {p.step}s recorded; "
-            f"{p.step}s in flight were dropped.\nContinue with: {command}",
+            f"Stopped{by}. {p.done}/{p.total} {p.unit}s finished, {p.steps} new {p.step}s"
+            f" recorded; {p.step}s in flight were dropped.\nContinue with: {command}",
             highlight=False,
         )
-        return EXIT_INTERRUPTED
+        return
     for line in _summary_lines(summary):
         console.print(line, highlight=False)
     if summary.not_started:
@@ -249,13 +385,10 @@ def _report(
         )
     if summary.failed:
         console.print(f"Some debates failed; rerun to retry them: {command}", highlight=False)
-    if summary.failed or summary.unconfirmed:
-        return EXIT_FAILED
-    if summary.not_started:
-        return EXIT_BUDGET
+    if summary.failed or summary.unconfirmed or summary.not_started:
+        return
     if summary.done == summary.skipped:
         console.print(f"run {run_id} is complete; nothing left to do", highlight=False)
-    return EXIT_OK
 
 
 def _status(summary: RunSummary | None) -> str:

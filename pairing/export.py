@@ -5,16 +5,20 @@ holds it, else a consistent snapshot of the tables the pair queries read, which 
 tournament copies for us (storage/snapshot.py), so `arena pairs` works mid-run and its pairs are
 those of one moment. Everything a user can get wrong is checked before anything is written: the
 database, the names in the filters (a typo would otherwise give an empty or wrongly split
-dataset), the output path, and for `--format hf` the `datasets` package. DuckDB gets a memory
-limit (1 GB unless told otherwise) and a scratch folder beside the output to spill to, so the
-full cross product of a large arena is written in bounded memory; the scratch folder is removed
-afterwards.
+dataset), the output path (taken without `force`, or the database itself: never, whatever
+`force` says; `arena.core.files.check_output`), and for `--format hf` the `datasets` package.
+DuckDB gets a memory limit (1 GB unless told otherwise) and a scratch folder beside the output to
+spill to (`.arena-pairs-<pid>-...`), so the full cross product of a large arena is written in
+bounded memory; the scratch folder is removed afterwards, and scratch that killed runs left
+beside the output and the database (`.arena-tmp-*`, `.arena-pairs-*`, `.arena-snapshot-*` of a
+dead pid) is removed first.
+
+A damaged database (a truncated file, random bytes) is a StoreError naming it; a full disk is a
+`storage.WriteError` naming the file that could not be written.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import cast, get_args
 
@@ -22,9 +26,16 @@ import duckdb
 from rich.table import Table
 
 from arena.core.errors import UserError
+from arena.core.files import (
+    check_output,
+    refuse_never_written,
+    remove_stale_scratch,
+    scratch_dir,
+)
 from pairing.pairs import PAIR_TABLES, PairFormat, PairOptions, WrittenPairs, check_names
-from pairing.writers import write_pairs
-from storage import read_connection
+from pairing.writers import output_failures, write_pairs
+from storage import StoreError, read_connection
+from storage.errors import first_line
 
 DEFAULT_MEMORY_LIMIT = "1GB"
 SUMMARY_MODELS = 12
@@ -47,37 +58,52 @@ def export_pairs(
     options: PairOptions,
     format: PairFormat,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    *,
+    force: bool = False,
 ) -> WrittenPairs:
     """Write the pairs of `options` from the database `db` to `out`, also while a tournament
-    writes to it; UserError for bad input, StoreError when the database cannot be read."""
+    writes to it; UserError for bad input (an existing `out` without `force`; `out` the database
+    or any DuckDB file, always), StoreError when the database cannot be read, WriteError when
+    the output cannot be written (a full disk)."""
     if not db.is_file():
         raise UserError(f"no database at {db}")
-    if format == "hf":
+    is_folder = format == "hf"
+    refuse_never_written(out, protected=[db], directory=is_folder)
+    if is_folder:
         from pairing.hf import check_target, import_datasets
 
         import_datasets()
         check_target(out)
-    elif out.is_dir():
-        raise UserError(f"{out} is a folder; give a file name for --format {format}")
-    with read_connection(db, tables=PAIR_TABLES) as con:
+    check_output(out, force=force, protected=[db], directory=is_folder)
+    for place in {out.parent, db.parent}:  # what runs killed by SIGKILL left
+        remove_stale_scratch(place)
+    with (
+        output_failures(db.parent, "a snapshot of the database"),
+        read_connection(db, tables=PAIR_TABLES) as con,
+    ):
         con.execute("SET enable_progress_bar = false")  # stdout is for our own lines
         try:
             check_names(con, options)
         except duckdb.CatalogException:
             raise UserError(f"{db} is not a debate-arena database") from None
+        except duckdb.Error as error:  # a damaged file can open and then fail to read
+            raise StoreError(f"cannot read {db}: {first_line(str(error))}") from None
         try:
             con.execute(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
         except duckdb.Error:
             raise UserError(
                 f"--memory-limit: {memory_limit!r} is not a memory size (say 1GB or 512MB)"
             ) from None
-        out.parent.mkdir(parents=True, exist_ok=True)
-        scratch = tempfile.mkdtemp(prefix=".arena-pairs-", dir=out.parent)
         try:
-            con.execute(f"SET temp_directory = '{scratch.replace(chr(39), chr(39) * 2)}'")
-            return write_pairs(con, out, options, format=format)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot create the folder {out.parent}: {error.strerror}") from None
+        with scratch_dir(out.parent) as scratch:
+            con.execute(f"SET temp_directory = '{str(scratch).replace(chr(39), chr(39) * 2)}'")
+            try:
+                return write_pairs(con, out, options, format=format, force=force, protected=[db])
+            except duckdb.IOException as error:  # reading a damaged file (writing: WriteError)
+                raise StoreError(f"cannot read {db}: {first_line(str(error))}") from None
 
 
 def summary_table(written: WrittenPairs) -> Table:

@@ -9,11 +9,13 @@
 
 The rows are those of pairing/pairs.py: `prompt` a list of chat messages, `chosen` and
 `rejected` one assistant message each (TRL's conversational preference format), then the metadata
-columns. DuckDB writes each split to Parquet in a scratch folder beside the target; `datasets`
-converts them to Arrow (without touching the Hugging Face Hub) and `save_to_disk` writes the
-DatasetDict there too; then it is renamed into place (an earlier output renamed out of the way
-first, then removed), so the target is never half written. A split with no pairs is an empty
-dataset with the same columns. `pairing.write_pairs(..., format="hf")` (pairing/writers.py) calls
+columns. DuckDB writes each split to Parquet in a scratch folder beside the target
+(`.arena-pairs-<pid>-...`, with `datasets`' cache); `datasets` converts them to Arrow (without
+touching the Hugging Face Hub) and `save_to_disk` writes the DatasetDict under a hidden temporary
+name beside the target, which `arena.core.files.atomic_output` renames into place once complete
+(an earlier output, replaced only with `force`, renamed out of the way first, then removed), so
+the target is never half written. A split with no pairs is an empty dataset with the same
+columns. `pairing.write_pairs(..., format="hf")` (pairing/writers.py) calls
 this; this module builds on pairs.py only.
 
 `datasets` is optional (the `train` extra) and imported only here.
@@ -22,11 +24,12 @@ this; this module builds on pairs.py only.
 from __future__ import annotations
 
 import os
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from arena.core.errors import UserError
+from arena.core.files import atomic_output, scratch_dir
 from pairing.pairs import (
     PAIR_COLUMNS,
     Connection,
@@ -66,29 +69,41 @@ def features(datasets: Any) -> Any:
 
 
 def check_target(target: Path) -> None:
-    """Refuse to replace anything but an earlier DatasetDict (a folder with dataset_dict.json)."""
+    """Refuse to replace anything but an earlier DatasetDict (a folder with dataset_dict.json)
+    or an empty folder, even with `force`: a folder of other files is not ours to remove."""
     if target.is_file() or (
         target.is_dir() and any(target.iterdir()) and not (target / "dataset_dict.json").is_file()
     ):
         raise UserError(
             f"{target} exists and is not a dataset written by arena pairs; "
-            "give --out a new folder (or an earlier --format hf output, which is replaced)"
+            "give --out a new folder (or an earlier --format hf output, with --force)"
         )
 
 
-def write_dataset_dict(source: Connection, target: Path, options: PairOptions) -> WrittenPairs:
-    """Write the pairs of `options` as a DatasetDict (train, test) saved to the folder `target`."""
+def write_dataset_dict(
+    source: Connection,
+    target: Path,
+    options: PairOptions,
+    *,
+    force: bool = True,
+    protected: Iterable[str | os.PathLike[str]] = (),
+) -> WrittenPairs:
+    """Write the pairs of `options` as a DatasetDict (train, test) saved to the folder `target`.
+
+    `force`: replace an earlier DatasetDict there; `protected`: paths never to write or remove
+    (the database). See `arena.core.files.atomic_output`.
+    """
     datasets = import_datasets()
     check_target(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     progress = datasets.utils.logging.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
         with (
-            tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as scratch,
+            atomic_output(target, force=force, protected=protected, directory=True) as staged,
+            scratch_dir(target.parent) as scratch,
             selected_pairs(source, options) as selected,
         ):
-            parquet = Path(scratch) / "parquet"
+            parquet = scratch / "parquet"
             total = copy_pairs(
                 source, selected, parquet, options.context, "parquet", partition_by_split=True
             )
@@ -99,20 +114,16 @@ def write_dataset_dict(source: Connection, target: Path, options: PairOptions) -
                 files = sorted(str(p) for p in (parquet / f"split={split}").glob("*.parquet"))
                 splits[split] = (
                     datasets.Dataset.from_parquet(
-                        files, features=types, cache_dir=str(Path(scratch) / "cache")
+                        files, features=types, cache_dir=str(scratch / "cache")
                     )
                     if files
                     else datasets.Dataset.from_dict(
                         {name: [] for name in PAIR_COLUMNS}, features=types
                     )
                 )
-            staged = Path(scratch) / "dataset"
             # an empty split saved with the default sharding has no shard and does not load
             empty = {split: 1 for split, rows in splits.items() if rows.num_rows == 0}
             datasets.DatasetDict(splits).save_to_disk(str(staged), num_shards=empty)
-            if target.exists():  # an earlier output (check_target): out of the way, then gone
-                os.replace(target, Path(scratch) / "replaced")
-            os.replace(staged, target)
     finally:
         if progress:
             datasets.enable_progress_bars()

@@ -5,10 +5,15 @@ file at all, not even read-only. So a running tournament (`Store.serve_live`) st
 server thread that answers read-only queries from other processes (`arena sql`) on cursors of
 its own connection; DuckDB's MVCC lets them read committed data while the writer goes on.
 
-- The socket lives in `tempfile.gettempdir()`, named by a hash of the absolute database path
-  (a Unix socket path must stay under ~104-108 bytes), and is readable by its owner only.
+- The socket lives in `tempfile.gettempdir()`, named by a hash of the absolute database path and
+  the tournament's pid, `arena-live-<hash>-<pid>.sock` (a Unix socket path must stay under
+  ~104-108 bytes), and is readable by its owner only.
 - `<db>.live.json` ({pid, socket, started_at, db}) tells clients where it is. A file whose pid is
   no longer running is stale (the tournament was killed) and is ignored.
+- Both are removed when the server stops (`LiveServer.stop`, on every way a tournament ends but
+  SIGKILL). What a killed tournament left is removed when the next one starts: its live.json by
+  `Store.open` (which holds the file's lock, so any live.json is stale), sockets whose pid is dead,
+  for any database, by `remove_stale_sockets` (from `Store.open` and `LiveServer`).
 - Framing: a 4-byte big-endian length, then UTF-8 JSON. One request per connection, of two kinds:
   - a query, `{"sql": ..., "params": [...], "limits": {...}}` (params optional: JSON values bound
     to the `?` of a one-statement query; limits optional: a client's own `ReadLimits`, which can
@@ -49,6 +54,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import select
 import socket
 import socketserver
@@ -120,13 +126,75 @@ def live_info_path(db: Path) -> Path:
     return db.with_name(db.name + ".live.json")
 
 
-def socket_path_for(db: Path) -> Path:
-    """Where the live server of `db` (an absolute path) listens."""
-    name = f"arena-live-{hashlib.sha256(str(db).encode()).hexdigest()[:16]}.sock"
-    path = Path(tempfile.gettempdir()) / name
+def live_info_tmp_path(db: Path) -> Path:
+    """Where `<db>.live.json` is written before it is renamed into place."""
+    return db.with_name(db.name + ".live.tmp")
+
+
+SOCKET_PREFIX = "arena-live-"
+_SOCKET_NAME = re.compile(r"^arena-live-[0-9a-f]{16}(?:-(\d+))?\.sock$")
+
+
+def _socket_folders() -> list[Path]:
+    """Where live sockets are made: the temporary folder, and /tmp when its path is too long."""
+    folders = [Path(tempfile.gettempdir())]
+    if folders[0] != Path("/tmp"):
+        folders.append(Path("/tmp"))
+    return folders
+
+
+def socket_path_for(db: Path, pid: int | None = None) -> Path:
+    """Where the live server of `db` (an absolute path) run by process `pid` (this one when
+    None) listens."""
+    digest = hashlib.sha256(str(db).encode()).hexdigest()[:16]
+    name = f"{SOCKET_PREFIX}{digest}-{os.getpid() if pid is None else pid}.sock"
+    path = _socket_folders()[0] / name
     if len(os.fsencode(path)) >= 100:  # an unusually long TMPDIR
         path = Path("/tmp") / name
     return path
+
+
+def _listening(path: Path) -> bool:
+    """Whether a server accepts connections on the Unix socket `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(CONNECT_TIMEOUT_S)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:  # busy (EAGAIN), not permitted: leave it alone
+            return True
+    return True
+
+
+def remove_stale_sockets() -> list[Path]:
+    """Remove the live sockets that killed tournaments left behind; the paths removed.
+
+    A socket named with a pid (`arena-live-<hash>-<pid>.sock`) is stale when no process has that
+    pid; one without (written by an earlier debate-arena) when nothing listens on it. Sockets of
+    other users cannot be removed and are left alone.
+    """
+    removed: list[Path] = []
+    for folder in _socket_folders():
+        try:
+            entries = list(folder.glob(f"{SOCKET_PREFIX}*.sock"))
+        except OSError:
+            continue
+        for path in entries:
+            match = _SOCKET_NAME.match(path.name)
+            if match is None:
+                continue
+            pid = match.group(1)
+            if pid is not None and (int(pid) == os.getpid() or pid_alive(int(pid))):
+                continue
+            if pid is None and _listening(path):
+                continue
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+    return removed
 
 
 def pid_alive(pid: int) -> bool:
@@ -275,12 +343,14 @@ class LiveServer:
         except duckdb.Error as exc:
             self._root.close()
             raise StoreError(f"cannot seal the database for live reads: {exc}") from None
+        remove_stale_sockets()  # left by killed runs, of this database or another
         try:
-            self.socket_path.unlink(missing_ok=True)  # left by a killed run
+            self.socket_path.unlink(missing_ok=True)
             self._server = _Server(str(self.socket_path), _Handler)
             os.chmod(self.socket_path, 0o600)
         except OSError as exc:
             self._root.close()
+            self.socket_path.unlink(missing_ok=True)
             raise StoreError(f"cannot serve live reads at {self.socket_path}: {exc}") from exc
         self._server.live = self
         self._thread = threading.Thread(
@@ -296,9 +366,14 @@ class LiveServer:
             "started_at": datetime.now(UTC).isoformat(),
             "db": str(db),
         }
-        tmp = live_info_path(db).with_suffix(".tmp")
-        tmp.write_text(json.dumps(info), encoding="utf-8")
-        os.replace(tmp, live_info_path(db))
+        tmp = live_info_tmp_path(db)
+        try:
+            tmp.write_text(json.dumps(info), encoding="utf-8")
+            os.replace(tmp, live_info_path(db))
+        except BaseException:  # a full disk: no server without its live.json, nothing left
+            tmp.unlink(missing_ok=True)
+            self.stop()
+            raise
 
     def answer(self, request: object, gone: Callable[[], bool] | None = None) -> _Reply:
         """The reply to one request (never raises); `gone()` tells whether the client left."""
@@ -392,19 +467,22 @@ class LiveServer:
             cursor.close()
 
     def stop(self) -> None:
-        """Withdraw live.json, stop accepting, interrupt and wait for queries in flight."""
-        info = read_live_info(self.db)
-        if info is not None and info.socket == str(self.socket_path):
-            live_info_path(self.db).unlink(missing_ok=True)
-        with self._lock:
-            self._stopping = True
-            for cursor in self._active:
-                cursor.interrupt()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-        self._root.close()
-        self.socket_path.unlink(missing_ok=True)
+        """Withdraw live.json, stop accepting, interrupt and wait for queries in flight, remove
+        the socket. The files go even when stopping fails half-way."""
+        try:
+            info = read_live_info(self.db)
+            if info is not None and info.socket == str(self.socket_path):
+                live_info_path(self.db).unlink(missing_ok=True)
+            with self._lock:
+                self._stopping = True
+                for cursor in self._active:
+                    cursor.interrupt()
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._root.close()
+        finally:
+            self.socket_path.unlink(missing_ok=True)
 
 
 def _connect(info: LiveInfo) -> socket.socket:

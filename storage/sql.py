@@ -68,7 +68,9 @@ LOCK_WAIT_S = 3.0
 """How long to keep trying a file locked by a process that has no live server (yet, or still)."""
 _RETRY_S = 0.05
 SNAPSHOT_PREFIX = ".arena-snapshot-"
-"""Scratch folders of bulk reads while a tournament runs; removed when the read ends."""
+"""Scratch folders of bulk reads while a tournament runs (`.arena-snapshot-<pid>-...`, the pid
+of the reader); removed when the read ends, and by `arena.core.files.remove_stale_scratch` once
+their reader is gone (killed)."""
 
 T = TypeVar("T")
 
@@ -185,7 +187,8 @@ def _scratch_folder(db: Path, scratch_dir: str | os.PathLike[str] | None) -> Pat
     places = [Path(scratch_dir)] if scratch_dir is not None else [db.parent, None]
     for place in places:
         try:
-            return Path(tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX, dir=place)).resolve()
+            prefix = f"{SNAPSHOT_PREFIX}{os.getpid()}-"
+            return Path(tempfile.mkdtemp(prefix=prefix, dir=place)).resolve()
         except OSError as exc:
             if place is places[-1]:
                 raise StoreError(f"cannot create a scratch folder for a snapshot: {exc}") from exc
@@ -248,6 +251,9 @@ def _open_read_only(
         with contextlib.suppress(duckdb.Error):  # unreadable migrations: the query will say
             for statement in pending_views(con):
                 con.execute(statement)
+    except duckdb.Error as exc:  # a damaged file (truncated) may open and then fail to read
+        con.close()
+        raise StoreError(f"cannot read {os.fspath(db)}: {first_line(str(exc))}") from None
     except BaseException:
         con.close()
         raise

@@ -43,7 +43,13 @@ from storage.errors import (
     first_line,
     write_error,
 )
-from storage.live import LiveServer, live_info_path, read_live_info, socket_path_for
+from storage.live import (
+    LiveServer,
+    live_info_path,
+    live_info_tmp_path,
+    read_live_info,
+    remove_stale_sockets,
+)
 from storage.query import Params as QueryParams
 from storage.query import QueryResult, execute_read_query
 from storage.schema import TableInfo, apply_migrations, read_tables
@@ -94,6 +100,29 @@ def resource_failure(error: Exception, db: Path, what: str = "") -> StoreError:
     if isinstance(error, WriteError) or failure_reason(error) == WRITE_FAILED:
         return error if isinstance(error, StoreError) else StoreError(f"{what}: {error}")
     return write_error(error, str(db), what)
+
+
+def check_not_truncated(con: duckdb.DuckDBPyConnection, db: Path) -> None:
+    """StoreError if the file `db` (open on `con`) is shorter than the blocks its header counts.
+
+    DuckDB opens a truncated file without complaint and fails only when it reads a missing block,
+    which may be in the middle of a run (and then looks like a failed write). The header's block
+    count times the block size is a lower bound of a whole file's size (the headers before the
+    blocks are left out, to stay safe if their size changes).
+    """
+    row = con.execute(
+        "SELECT block_size, total_blocks FROM pragma_database_size()"
+        " WHERE database_name = current_database()"
+    ).fetchone()
+    if row is None:
+        return
+    expected = int(row[0]) * int(row[1])
+    size = db.stat().st_size
+    if size < expected:
+        raise StoreError(
+            f"{db} is damaged: it has {size:,} bytes, and its header counts {int(row[1])} blocks"
+            f" of {int(row[0]):,} bytes (truncated?)"
+        )
 
 
 def _connect(db: Path, wait_s: float) -> duckdb.DuckDBPyConnection:
@@ -155,11 +184,17 @@ class Store:
                 raise StoreError(f"cannot create the folder {db.parent}: {exc.strerror}") from exc
             con = _connect(db, wait_s)
             try:
-                apply_migrations(con)
-                tables = read_tables(con)
-                # We hold the file lock, so a live.json here was left by a run that was killed.
-                socket_path_for(db).unlink(missing_ok=True)
-                live_info_path(db).unlink(missing_ok=True)
+                try:
+                    check_not_truncated(con, db)
+                    apply_migrations(con)
+                    tables = read_tables(con)
+                except duckdb.Error as exc:  # a damaged file (truncated) may open, then fail
+                    raise StoreError(f"cannot open {db}: {first_line(str(exc))}") from None
+                # We hold the file lock, so a live.json here was left by a run that was killed;
+                # so were sockets whose process is gone (named with its pid; any database's).
+                for leftover in (live_info_path(db), live_info_tmp_path(db)):
+                    leftover.unlink(missing_ok=True)
+                remove_stale_sockets()
                 writer = Writer(
                     con.cursor(),
                     tables,

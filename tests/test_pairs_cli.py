@@ -61,7 +61,7 @@ def test_options_reach_the_file_and_the_summary(db: Path, tmp_path: Path) -> Non
 
     code, output = pairs(
         "--db", db, "--out", out, "--min-agreement", "0.9", "--chosen-model", "A",
-        "--rejected-model", "B", "--context", "transcript",
+        "--rejected-model", "B", "--context", "transcript", "--force",
     )  # fmt: skip
     assert code == 0, output
     # unanimous debates: d1 and d2 on each topic, both won by A against B
@@ -75,7 +75,7 @@ def test_options_reach_the_file_and_the_summary(db: Path, tmp_path: Path) -> Non
     code, output = pairs("--db", db, "--out", jsonl, "--judge", "j1", "--max-per-key", "1")
     assert code == 0, output
     assert len(jsonl.read_text().splitlines()) == 2 * 2  # 2 keys a topic, 2 topics
-    code, output = pairs("--db", db, "--out", out, "--run", "r1", "--chosen-model", "B")
+    code, output = pairs("--db", db, "--out", out, "--run", "r1", "--chosen-model", "B", "--force")
     assert (code, output) == (0, f"wrote 0 pairs to {out}\n")
     assert read(out) == [(0,)]
 
@@ -148,7 +148,12 @@ def test_pairs_while_a_tournament_writes_to_the_file(tmp_path: Path) -> None:
         model["latency_s"] = 0.15  # 2 calls at a time: about 7 s for the 96 turns
     write_yaml(tmp_path / "topics.yaml", topics(2))
     write_yaml(tmp_path / "models.yaml", models)
-    files = ["--topics", tmp_path / "topics.yaml", "--models", tmp_path / "models.yaml"]
+    files: list[str | Path] = [
+        "--topics",
+        tmp_path / "topics.yaml",
+        "--models",
+        tmp_path / "models.yaml",
+    ]
     run = subprocess.Popen(
         arena_cmd("tournament", *files, "--db", db, "-q"),
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -206,3 +211,28 @@ def test_pairs_while_a_tournament_writes_to_the_file(tmp_path: Path) -> None:
             row["chosen"][0]["content"],
         )
         assert final[key] == row["rejected"][0]["content"]
+
+
+def test_scratch_of_killed_runs_is_removed_by_the_next(db: Path, tmp_path: Path) -> None:
+    """SIGKILL leaves scratch: a snapshot folder beside the database, a temporary output and a
+    spill folder beside the output, named with the dead pid; the next `arena pairs` removes them
+    (and leaves a running process's alone)."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    out = tmp_path / "out" / "pairs.parquet"
+    out.parent.mkdir()
+    stale = [
+        tmp_path / f".arena-snapshot-{dead.pid}-k2j4",
+        out.parent / f".arena-pairs-{dead.pid}-0a1b2c3d4e5f",
+        out.parent / f".arena-tmp-{dead.pid}-0a1b2c3d4e5f-pairs.parquet",
+    ]
+    running = out.parent / f".arena-tmp-{os.getppid()}-0a1b2c3d4e5f-pairs.parquet"
+    for folder in stale[:2]:
+        folder.mkdir()
+        (folder / "snapshot.duckdb").write_bytes(b"partial")
+    for file in (stale[2], running):
+        file.write_bytes(b"half a parquet file")
+    code, output = pairs("--db", db, "--out", out)
+    assert code == 0, output
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([running.name, "pairs.parquet"])

@@ -1,5 +1,11 @@
 """`arena pairs`: turn-level preference pairs (PERSUADE rule) for DPO, written as Parquet, JSON
 Lines or a `datasets` DatasetDict (`pairing`).
+
+The output appears whole or not at all (`arena.core.files.atomic_output`). An existing `--out` is
+refused unless `--force`; the database (any DuckDB file, or its `.wal`) never, whatever `--force`
+says. Exit codes: 0 written, 2 a mistake in the input (one line, nothing written), 4 the output
+could not be written (a full disk: one line naming the file), 130 stopped by Ctrl-C, SIGTERM,
+SIGHUP or SIGQUIT (one line; nothing is left under the output's name or beside it).
 """
 
 from __future__ import annotations
@@ -8,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from arena.cli.common import DB_OPTION, fail, reported
+from arena.cli.common import DB_OPTION, fail, interruptible, reported
 
 PAIRS_FLAGS = {
     "run_id": "--run",
@@ -60,6 +66,9 @@ def pairs(
     memory_limit: str = typer.Option(
         "1GB", "--memory-limit", help="DuckDB's memory limit; it spills to disk beyond it."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing --out (never the database or a DuckDB file)."
+    ),
 ) -> None:
     """Turn-level preference pairs (PERSUADE rule) for DPO, in TRL's conversational format."""
     from pydantic import ValidationError
@@ -87,8 +96,12 @@ def pairs(
     except ValidationError as error:
         flag, problem = flag_problem(error, PAIRS_FLAGS)
         fail(f"{flag}: {problem}" if flag else problem)
-    with reported():
-        written = export_pairs(db, out, options, format_for(out, fmt), memory_limit)
+
+    def stopped(name: str) -> str:
+        return f"interrupted by {name}: nothing was written to {out}, and no scratch is left"
+
+    with reported(), interruptible(stopped):
+        written = export_pairs(db, out, options, format_for(out, fmt), memory_limit, force=force)
     typer.echo(f"wrote {written.total} pairs to {out}")
     if written.total:
         from rich.console import Console

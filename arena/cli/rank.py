@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from arena.cli.common import DB_OPTION, fail, reported
+from arena.cli.common import DB_OPTION, EXIT_WRITE, fail, reported
 
 
 class RankFormat(StrEnum):
@@ -56,6 +56,7 @@ def rank(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Write the json, markdown or html output to this file."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
 ) -> None:
     """Rank the models: ratings with bootstrap 95% intervals, judge quality, majority cycles.
 
@@ -80,6 +81,13 @@ def rank(
         fail("--out: choose --format json, markdown or html to write a file")
     if out is not None and not out.parent.is_dir():
         fail(f"--out: no directory {out.parent}")
+    if out is not None:
+        from arena.core.files import check_output
+
+        with (
+            reported()
+        ):  # the database (any DuckDB file) is never an output; a taken name needs --force
+            check_output(out, force=force, protected=[db])
     with reported():
         report = build_report(db, options)
     if fmt is RankFormat.table:
@@ -95,5 +103,21 @@ def rank(
     if out is None:
         typer.echo(text)
     else:
-        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        _write(out, text if text.endswith("\n") else text + "\n", force=force, db=db)
         typer.echo(f"wrote {out}")
+
+
+def _write(out: Path, text: str, *, force: bool, db: Path) -> None:
+    """Write the report under a temporary name beside `out` and rename it into place: `out`
+    holds the whole report or nothing. A full disk is one line and the write-failure code."""
+    import errno
+
+    from arena.core.files import atomic_output
+
+    with reported():
+        try:
+            with atomic_output(out, force=force, protected=[db]) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+        except OSError as error:
+            code = EXIT_WRITE if error.errno == errno.ENOSPC else 2
+            fail(f"{out}: could not write the report: {error.strerror or error}", code=code)
