@@ -525,3 +525,40 @@ def test_rank_out_never_replaces_a_database_and_needs_force(tmp_path: Path) -> N
     forced = run_arena("rank", "--db", db, "--format", "json", "--out", out, "--force")
     assert forced.returncode == 0 and json.loads(out.read_text())["schema_version"] == 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".arena-")]
+
+
+def test_kill_9_during_rank_out_leaves_nothing_or_the_whole_report(
+    big_db: Path, tmp_path: Path
+) -> None:
+    """kill -9 at 10 random moments of `arena rank --out`: the report's name holds nothing or
+    the complete report, and the next run leaves no scratch behind."""
+    args = ["rank", "--db", big_db, "--format", "html", "--bootstrap", "400", "--seed", "1"]
+    reference = tmp_path / "reference.html"
+    started = time.monotonic()
+    assert run_arena(*args, "--out", reference).returncode == 0
+    duration = time.monotonic() - started
+    expected = reference.read_bytes()
+    out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()
+    rng = random.Random(7)
+    outcomes = {"nothing": 0, "complete": 0}
+    for _ in range(10):
+        out.unlink(missing_ok=True)
+        proc = subprocess.Popen(
+            arena_cmd(*args, "--out", out),
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.2, duration * 1.1))
+        proc.kill()
+        proc.wait()
+        if out.exists():
+            assert out.read_bytes() == expected
+            outcomes["complete"] += 1
+        else:
+            outcomes["nothing"] += 1
+    out.unlink(missing_ok=True)
+    assert run_arena(*args, "--out", out).returncode == 0 and out.read_bytes() == expected
+    assert leftovers(out.parent) == [], outcomes

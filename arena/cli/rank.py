@@ -112,8 +112,9 @@ def _write(out: Path, text: str, *, force: bool, db: Path) -> None:
     holds the whole report or nothing. A full disk is one line and the write-failure code."""
     import errno
 
-    from arena.core.files import atomic_output
+    from arena.core.files import atomic_output, remove_stale_scratch
 
+    remove_stale_scratch(out.parent)  # what an earlier, killed run left
     with reported():
         try:
             with atomic_output(out, force=force, protected=[db]) as tmp:
