@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from arena.backends import Backend, GenerateSettings, create_backend
+from arena.backends import Backend, GenerateSettings, GenerationParams, create_backend
 from arena.config import Topic, TournamentConfig
 from arena.core.aio import gather_all
 from arena.core.clock import now
@@ -62,7 +62,9 @@ class DebateState:
     """judge -> variant -> verdict."""
 
 
-def generate_settings(params: Any, max_tokens: int, seed: int, replicate: int) -> GenerateSettings:
+def generate_settings(
+    params: GenerationParams, max_tokens: int, seed: int, replicate: int
+) -> GenerateSettings:
     """A model's generation settings; replicates get distinct seeds, so they differ."""
     own_seed = params.seed if params.seed is not None else seed
     return GenerateSettings(
@@ -71,6 +73,7 @@ def generate_settings(params: Any, max_tokens: int, seed: int, replicate: int) -
         top_p=params.top_p,
         seed=own_seed + replicate,
         stop=tuple(params.stop),
+        repetition_penalty=params.repetition_penalty,
     )
 
 
