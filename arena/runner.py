@@ -333,7 +333,9 @@ class Runner:
         try:
             iterator = iter(plan)
             while not window.stopped and (units := list(itertools.islice(iterator, CHUNK))):
-                self._read_back(chunks, stored)
+                # In a thread: the read-back flushes the writer and queries, and the units under
+                # way go on meanwhile (the store serialises its reads).
+                await asyncio.to_thread(self._read_back, chunks, stored)
                 self.task.register(units)
                 states = self.task.recorded(units) if resuming else {}
                 chunk = _Chunk()
