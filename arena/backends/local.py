@@ -41,7 +41,7 @@ from pydantic import Field
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
 from arena.backends.local_model import DEFAULT_MODEL, LoadedModel, load_model
-from arena.core.errors import BackendError
+from arena.core.errors import BackendError, as_backend_error
 
 
 class LocalSpec(BackendSpec):
@@ -156,7 +156,7 @@ class _Batcher:
             try:
                 self._run(batch)
             except BaseException as exc:  # every waiting caller gets the error, never a hang
-                error = _as_backend_error(exc)
+                error = as_backend_error(exc, "local model failed")
                 for request in batch:
                     _settle(request.future, error)
 
@@ -228,14 +228,6 @@ def _settle(future: Future[Completion], outcome: Completion | BackendError) -> N
             future.set_result(outcome)
     except InvalidStateError:  # cancelled between the check and now: nobody is waiting
         pass
-
-
-def _as_backend_error(exc: BaseException) -> BackendError:
-    if isinstance(exc, BackendError):
-        return exc
-    if type(exc).__name__ == "OutOfMemoryError":  # torch's; a smaller batch may fit next time
-        return BackendError(f"out of memory: {exc}", kind="server")
-    return BackendError(f"local model failed: {type(exc).__name__}: {exc}", kind="unknown")
 
 
 _batchers: dict[tuple[Any, ...], _Batcher] = {}

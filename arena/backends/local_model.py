@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -168,6 +169,24 @@ def ensure_converted(name: str = DEFAULT_MODEL) -> Path:
     return folder
 
 
+GGUF_DTYPE_LOGGER = "transformers.quantizers.quantizer_gguf"
+GGUF_DTYPE_ADVICE = "Loading a GGUF checkpoint with its weights packed is fastest in float32"
+"""The start of the warning that transformers' GGUF quantizer (`GgufHfQuantizer.update_dtype`)
+logs when a GGUF file is loaded in another dtype than float32."""
+
+
+class _DropGgufDtypeAdvice(logging.Filter):
+    """Drops transformers' advice to run a GGUF model in float32, and nothing else.
+
+    The advice is about computing with the packed GGUF weights; the conversion only reads them to
+    save them as bfloat16 safetensors, and never computes with them, so the advice does not apply
+    and would only puzzle someone running the quickstart.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(GGUF_DTYPE_ADVICE)
+
+
 def _convert_gguf(gguf_path: Path, out: Path) -> float:
     """Dequantise a GGUF file into a bfloat16 safetensors folder with its tokenizer."""
     import torch
@@ -175,9 +194,15 @@ def _convert_gguf(gguf_path: Path, out: Path) -> float:
 
     started = time.perf_counter()
     tokenizer: Any = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    model: Any = AutoModelForCausalLM.from_pretrained(
-        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.bfloat16
-    )
+    quantizer_logger = logging.getLogger(GGUF_DTYPE_LOGGER)
+    advice_filter = _DropGgufDtypeAdvice()
+    quantizer_logger.addFilter(advice_filter)
+    try:
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.bfloat16
+        )
+    finally:
+        quantizer_logger.removeFilter(advice_filter)
     # transformers marks a model read from GGUF as quantised by the GGUF quantizer and refuses to
     # save it; its weights are plain dense tensors by now, so drop the marker and its config entry.
     model.hf_quantizer = None
