@@ -88,7 +88,14 @@ def test_generates_text_with_sane_counts(backend: LocalBackend) -> None:
     assert (short.completion_tokens, short.finish_reason) == (4, "length")
 
 
-def test_concurrent_requests_are_batched_and_match_one_at_a_time(backend: LocalBackend) -> None:
+@pytest.fixture(scope="module")
+def backend_f32() -> LocalBackend:
+    made = create_backend(_spec(dtype="float32"))
+    assert isinstance(made, LocalBackend)
+    return made
+
+
+def _batched_and_alone(backend: LocalBackend) -> tuple[list[str], list[str]]:
     async def one_at_a_time() -> list[str]:
         return [(await backend.generate(_user(p), GREEDY)).text for p in PROMPTS]
 
@@ -100,8 +107,22 @@ def test_concurrent_requests_are_batched_and_match_one_at_a_time(backend: LocalB
     alone = asyncio.run(one_at_a_time())
     before = backend.generate_calls
     batched = asyncio.run(together())
-    assert batched == alone
     assert backend.generate_calls - before < len(PROMPTS)
+    return batched, alone
+
+
+def test_concurrent_requests_are_batched(backend: LocalBackend) -> None:
+    """In bfloat16 (the default) concurrent requests share a batch. Their greedy texts are not
+    compared: a batch's matrix products round differently in bfloat16 than one row's, and with
+    the packages of 2026-12-01 one of these four prompts ends differently batched (at 33c0582
+    too), so exact equality is checked in float32 below."""
+    batched, alone = _batched_and_alone(backend)
+    assert len(batched) == len(alone) and all(text.strip() for text in batched + alone)
+
+
+def test_batched_greedy_texts_match_one_at_a_time_in_float32(backend_f32: LocalBackend) -> None:
+    batched, alone = _batched_and_alone(backend_f32)
+    assert batched == alone
 
 
 def test_stop_sequence_cuts_the_text(backend: LocalBackend) -> None:
