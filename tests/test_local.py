@@ -222,7 +222,8 @@ def test_a_caller_that_gives_up_stops_its_row(backend: LocalBackend) -> None:
 
 
 def test_tournament_on_the_embedded_model_with_default_models(tmp_path: Path) -> None:
-    """No --models: SmolLM2 plays three contestants and judges by logprobs, all recorded."""
+    """No --models: SmolLM2 plays three contestants and judges by logprobs in both label orders,
+    all recorded."""
     from tests.conftest import query, run_arena, write_yaml
 
     write_yaml(
@@ -239,9 +240,20 @@ def test_tournament_on_the_embedded_model_with_default_models(tmp_path: Path) ->
     assert query(db, "select count(*) from debates where status = 'done'") == [(6,)]
     turns = query(db, "select text, completion_tokens from turns")
     assert len(turns) == 12 and all(text.strip() and 0 < n <= 12 for text, n in turns)
-    verdicts = query(db, "select valid, prob_for, winner from verdicts")
+    # the default judge reads each debate under neutral labels in both orders and averages them
+    verdicts = query(db, "select valid, prob_for, winner from verdicts where counts")
     assert len(verdicts) == 6
     assert all(valid and 0.0 <= p <= 1.0 and winner for valid, p, winner in verdicts), verdicts
+    readings = query(
+        db,
+        "select b.prob_for, a.prob_for, f.prob_for from verdicts b"
+        " join verdicts a on a.debate_id = b.debate_id and a.variant = 'for_a'"
+        " join verdicts f on f.debate_id = b.debate_id and f.variant = 'for_b'"
+        " where b.variant = 'both'",
+    )
+    assert len(readings) == 6
+    assert all(abs(both - (a + b) / 2) < 1e-9 for both, a, b in readings), readings
+    assert query(db, "select count(*) from calls where purpose = 'judge'") == [(12,)]
     personas = query(
         db, "select count(*) from models where role = 'contestant' and spec->>'$.persona' <> ''"
     )
