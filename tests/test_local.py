@@ -253,7 +253,9 @@ def test_tournament_on_the_embedded_model_with_default_models(tmp_path: Path) ->
     )
     assert len(readings) == 6
     assert all(abs(both - (a + b) / 2) < 1e-9 for both, a, b in readings), readings
-    assert query(db, "select count(*) from calls where purpose = 'judge'") == [(12,)]
+    # two successful one-token judge calls a debate (a slow machine may add retried attempts)
+    judged = "select count(*) from calls where purpose = 'judge' and error is null"
+    assert query(db, judged) == [(12,)]
     personas = query(
         db, "select count(*) from models where role = 'contestant' and spec->>'$.persona' <> ''"
     )
