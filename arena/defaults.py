@@ -13,27 +13,37 @@ from typing import Any
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
+NO_LOOPS: dict[str, Any] = {"no_repeat_ngram_size": 6}
+"""The contestants' guard against repeating themselves: no 6 tokens in a row that the prompt or
+the turn already holds, so a turn neither loops nor copies its opponent's turn (which its prompt
+quotes). Measured on the quickstart's 12 debates (docs/benchmarks.md, "Quickstart"): without it,
+14 of 36 replies mostly repeated the turn before them, and in the earlier code's runs 1-2 of 48
+turns looped; with it, no turn looped and no reply echoed. A repetition penalty of 1.2 did as
+well on loops and echoes, but it falls on every token the prompt holds, the end of a turn and
+punctuation included: every one of its 48 turns ran to the token limit (41 of 48 with the ban),
+so the ban, which acts only on a repeated sequence, is the default."""
+
 DEFAULT_MODELS: dict[str, Any] = {
     "models": [
         {
             "name": "smollm2-plain",
             "backend": "local",
             "model": DEFAULT_MODEL,
-            "params": {"temperature": 0.7, "top_p": 0.95},
+            "params": {"temperature": 0.7, "top_p": 0.95, **NO_LOOPS},
         },
         {
             "name": "smollm2-skeptic",
             "backend": "local",
             "model": DEFAULT_MODEL,
             "persona": "a sharp skeptic who attacks the weakest point of every claim",
-            "params": {"temperature": 0.9, "top_p": 0.95},
+            "params": {"temperature": 0.9, "top_p": 0.95, **NO_LOOPS},
         },
         {
             "name": "smollm2-greedy",
             "backend": "local",
             "model": DEFAULT_MODEL,
             "persona": "a calm analyst who argues from concrete examples",
-            "params": {"temperature": 0.0},
+            "params": {"temperature": 0.0, **NO_LOOPS},
         },
     ],
     "judges": [
@@ -54,6 +64,7 @@ DEFAULT_MODELS: dict[str, Any] = {
 DESCRIPTION = (
     "No --models given: the embedded model smollm2-135m-instruct plays 3 contestants that differ "
     "by persona and decoding (smollm2-plain: T=0.7; smollm2-skeptic: a skeptic persona, T=0.9; "
-    "smollm2-greedy: an analyst persona, greedy), judged by its first-token P(Debater A) vs "
-    "P(Debater B) under neutral labels, in both orders, averaged."
+    "smollm2-greedy: an analyst persona, greedy; none repeats 6 tokens of its prompt or turn), "
+    "judged by its first-token P(Debater A) vs P(Debater B) under neutral labels, in both "
+    "orders, averaged."
 )

@@ -89,6 +89,8 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--dtype", choices=("bfloat16", "float32", "float16"), default="bfloat16")
+    parser.add_argument(
+        "--dtype", choices=("auto", "bfloat16", "float32", "float16"), default="auto"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     asyncio.run(main(parser.parse_args()))

@@ -11,6 +11,8 @@ Figures, per database:
   (TIE in the denominator), with the counts beside it;
 - loop share: the share of turns in which one sequence of 6 words occurs three or more times (a
   word: a lowercase `\\w+` token), the mark of a small model repeating itself;
+- echo share: the share of replies (turns after the first) that mostly repeat the turn before
+  them, the opponent's: at least half of the reply's 6-word sequences occur in that turn;
 - short share: the share of turns under 20 characters (stripped), such as "[Your first turn]";
 - on-topic share (a rough check that a decoding does not push turns off their motion): the share
   of turns with a word that starts like one of their motion's content words (its first four
@@ -68,6 +70,23 @@ def on_topic(text: str, stems: set[str]) -> bool:
     return any(word[:4] in stems for word in WORD.findall(text.lower()) if len(word) >= 4)
 
 
+def word_grams(text: str, n: int = LOOP_NGRAM) -> set[tuple[str, ...]]:
+    """The distinct sequences of `n` words in `text`."""
+    words = WORD.findall(text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def echoes(reply: str, previous: str) -> bool:
+    """Whether at least half of `reply`'s 6-word sequences occur in `previous`.
+
+    >>> said = "Cars pollute the air of our cities."
+    >>> echoes(said + " Ban them.", said), echoes("Buses pollute less per rider than cars.", said)
+    (True, False)
+    """
+    grams = word_grams(reply)
+    return bool(grams) and 2 * len(grams & word_grams(previous)) >= len(grams)
+
+
 def has_loop(text: str, n: int = LOOP_NGRAM, repeats: int = LOOP_REPEATS) -> bool:
     """Whether one sequence of `n` words occurs `repeats` or more times in `text`.
 
@@ -94,6 +113,8 @@ class Figures:
     turns: int = 0
     loops: int = 0
     short: int = 0
+    replies: int = 0
+    echoed: int = 0
     topical: int = 0
     mean_chars: float = 0.0
     at_length: int = 0
@@ -149,15 +170,21 @@ def read_figures(db: Path, label: str | None = None, wall_s: float | None = None
             figures.winners[winner] = count
         rows = con.execute(
             """
-            select t.text, t.finish_reason, p.motion
+            select t.text, t.finish_reason, p.motion, t.debate_id, t.turn_index
             from turns t join debates d using (debate_id)
             join topics p on p.run_id = d.run_id and p.topic_id = d.topic_id
             """
         ).fetchall()
-        texts = [(text or "", reason) for text, reason, _ in rows]
+        texts = [(text or "", reason) for text, reason, *_ in rows]
         figures.topical = sum(
-            on_topic(text or "", motion_stems(motion)) for text, _, motion in rows
+            on_topic(text or "", motion_stems(motion)) for text, _, motion, *_ in rows
         )
+        by_turn = {(debate, index): text or "" for text, _, _, debate, index in rows}
+        for (debate, index), text in by_turn.items():
+            previous = by_turn.get((debate, index - 1))
+            if previous is not None:
+                figures.replies += 1
+                figures.echoed += echoes(text, previous)
         figures.turns = len(texts)
         figures.loops = sum(has_loop(text) for text, _ in texts)
         figures.short = sum(len(text.strip()) < SHORT_CHARS for text, _ in texts)
@@ -212,9 +239,10 @@ def print_table(rows: list[Figures]) -> None:
     """One Markdown row per run."""
     print(
         "| run | load avg | wall s | debates done | FOR win rate (F/A/T) | loop share | "
-        "short share | on-topic share | mean chars | at max tokens | swap consistency |"
+        "echo share | short share | on-topic share | mean chars | at max tokens | "
+        "swap consistency |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for f in rows:
         rate = "-" if f.for_rate is None else f"{f.for_rate:.0%}"
         wins = f"{f.winners['FOR']}/{f.winners['AGAINST']}/{f.winners['TIE']}"
@@ -224,7 +252,8 @@ def print_table(rows: list[Figures]) -> None:
         wall = "-" if f.wall_s is None else f"{f.wall_s:.1f}"
         print(
             f"| {f.label} | {f.load or '-'} | {wall} | {f.done}/{f.debates} | {rate} ({wins}) "
-            f"| {_share(f.loops, f.turns)} | {_share(f.short, f.turns)} "
+            f"| {_share(f.loops, f.turns)} | {_share(f.echoed, f.replies)} "
+            f"| {_share(f.short, f.turns)} "
             f"| {_share(f.topical, f.turns)} | {f.mean_chars:.0f} "
             f"| {_share(f.at_length, f.turns)} | {swap} |"
         )

@@ -90,3 +90,31 @@ def test_strip_thinking(raw: str, clean: str, thought: str | None) -> None:
     assert text == clean
     if thought is not None:
         assert thinking == thought
+
+
+def test_every_generation_param_reaches_the_backend() -> None:
+    """Each setting a models.yaml `params` block can set is carried into the request a turn
+    sends: a setting the schema accepts but the task drops would be stored with the run and
+    silently not applied (no_repeat_ngram_size once was)."""
+    import dataclasses
+
+    from arena.backends.base import GenerateSettings, GenerationParams
+    from arena.tasks.debate import generate_settings
+
+    values = {
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "max_tokens": 77,
+        "seed": 5,
+        "stop": ["END"],
+        "repetition_penalty": 1.2,
+        "no_repeat_ngram_size": 4,
+    }
+    assert set(values) == set(GenerationParams.model_fields), "add the new field here"
+    settings = generate_settings(GenerationParams(**values), max_tokens=10, seed=0, replicate=0)
+    sent = dataclasses.asdict(settings)
+    for name, value in values.items():
+        assert sent[name] == (tuple(value) if isinstance(value, list) else value), name
+    assert set(GenerationParams.model_fields) <= {
+        f.name for f in dataclasses.fields(GenerateSettings)
+    }

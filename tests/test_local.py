@@ -112,10 +112,11 @@ def _batched_and_alone(backend: LocalBackend) -> tuple[list[str], list[str]]:
 
 
 def test_concurrent_requests_are_batched(backend: LocalBackend) -> None:
-    """In bfloat16 (the default) concurrent requests share a batch. Their greedy texts are not
-    compared: a batch's matrix products round differently in bfloat16 than one row's, and with
-    the packages of 2026-12-01 one of these four prompts ends differently batched (at 33c0582
-    too), so exact equality is checked in float32 below."""
+    """In the default dtype ('auto': bfloat16 or float32, by the CPU) concurrent requests share
+    a batch. Their greedy texts are not compared here: in bfloat16 a batch's matrix products
+    round differently than one row's, and with the packages of 2026-12-01 one of these four
+    prompts ends differently batched (at 33c0582 too), so exact equality is checked in float32
+    below."""
     batched, alone = _batched_and_alone(backend)
     assert len(batched) == len(alone) and all(text.strip() for text in batched + alone)
 

@@ -59,6 +59,8 @@ class GenerateSettings:
     top_logprobs: int | None = None  # ask for the top-k logprobs of each generated token
     repetition_penalty: float | None = None
     """vLLM's and transformers' repetition penalty (1: none); backends that have none ignore it."""
+    no_repeat_ngram_size: int | None = None
+    """No sequence of this many tokens twice in prompt and reply (the `local` backend only)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The settings that identify a request (for its hash): only the ones that are set, so a
@@ -72,6 +74,8 @@ class GenerateSettings:
             out["stop"] = list(self.stop)
         if self.repetition_penalty is not None:
             out["repetition_penalty"] = self.repetition_penalty
+        if self.no_repeat_ngram_size is not None:
+            out["no_repeat_ngram_size"] = self.no_repeat_ngram_size
         return out
 
 
@@ -111,8 +115,14 @@ class GenerationParams(BaseModel):
     prompt or the reply, as vLLM and transformers do; above 1 discourages repeating, 1 is none.
     Sent by the `local` and `vllm-server` backends, and by `litellm` as an extra body field (for
     servers that read it, such as vLLM); the other backends leave it out."""
+    no_repeat_ngram_size: int | None = Field(None, ge=2, le=INT32_MAX)
+    """The `local` backend only (no OpenAI-compatible server takes it; the others leave it out):
+    as transformers' option of the same name, a reply never makes a sequence of this many tokens
+    that its prompt or the reply itself already holds, so a small model neither loops nor copies
+    its opponent's turn. Small sizes also forbid the prompt's common phrases; 6 is measured in
+    docs/benchmarks.md ("Quickstart")."""
 
-    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("repetition_penalty",)
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("repetition_penalty", "no_repeat_ngram_size")
     """Settings added after runs were first recorded: left out of a stored spec while unset, so
     that a model defined before they existed is stored, and resumed, as it was (`arena.runs`)."""
 

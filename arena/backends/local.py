@@ -3,36 +3,38 @@
 One generate call over a batch of sequences costs little more than over one on a CPU, so
 concurrent requests are gathered: a request waits up to `batch_window_s` for companions (up to
 `max_batch`), and the batch runs as one left-padded `generate` call in a worker thread, off the
-event loop (torch releases the GIL while it computes). Requests are batched together only when
-their settings agree (max tokens, temperature, top p, stop sequences); the rest wait for a batch
-of their own kind. Loading and conversion are in `arena.backends.local_model`.
+event loop (torch releases the GIL while it computes). Requests share a batch whatever their
+max tokens, temperature, top p, repetition penalty, n-gram ban or seed: each row of the batch
+decodes by its own settings (`arena.backends.local_generate`). Only requests with different stop
+sequences wait for a batch of their own kind. Loading and conversion are in
+`arena.backends.local_model`.
 
 Sampling: temperature 0 is greedy decoding; an unset temperature means 1.0, as OpenAI-compatible
-servers (vLLM) do, so one models.yaml means the same on every backend; an unset top p means 1.
-A batch that samples is seeded from the seeds of its requests together (when any has one), so the
-same requests gathered into the same batch give the same texts; a request's text can still depend
-on which requests shared its batch, since a batch draws from one random stream. Greedy decoding
-does not depend on the batch except through rounding, which rarely changes a token.
+servers (vLLM) do, so one models.yaml means the same on every backend; an unset top p means 1,
+an unset repetition penalty or n-gram ban none. A sampled request draws from its own random
+generator, seeded by its seed and its prompt together (a fresh random seed when it has no seed),
+so the same request gives the same text whichever requests share its batch, except through the
+rounding of the batched computation, which rarely changes a token; greedy decoding likewise.
 
 `top_logprobs`: the k most likely first tokens with their log-probabilities, from the log-softmax
-of the model's logits at the prompt's last position, before temperature or top p. Tokens are given
-as the tokenizer decodes them alone, leading space included (" FOR"): strip it to compare words.
+of the model's logits at the prompt's last position, before any penalty, temperature or top p.
+Tokens are given as the tokenizer decodes them alone, leading space included (" FOR"): strip it to
+compare words.
 
 Counts: `prompt_tokens` is the templated prompt without padding; `completion_tokens` counts the
 tokens this request generated, its end-of-sequence token included, not the padding after it.
 `finish_reason` is 'stop' (end of sequence or a stop sequence) or 'length'.
 
 Simplified on purpose: one batch runs at a time per batcher (no continuous batching: a request
-that arrives during a batch waits for it to finish); a batch runs until its longest member ends.
+that arrives during a batch waits for it to finish); a batch runs until its longest member ends,
+so a short request that shares a batch with a long one returns when the long one does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,7 +42,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from arena.backends.base import Backend, BackendSpec, Completion, GenerateSettings, Message
-from arena.backends.local_model import DEFAULT_MODEL, LoadedModel, load_model
+from arena.backends.local_model import DEFAULT_MODEL, LoadedModel, load_model, resolve_dtype
 from arena.core.errors import BackendError, as_backend_error
 
 
@@ -55,8 +57,11 @@ class LocalSpec(BackendSpec):
     """Path of a PEFT LoRA adapter folder, served on top of `model`."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to run: 'auto' is 'cuda' when torch sees a GPU, else 'cpu'."""
-    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
-    """Weights and compute type. bfloat16 is the fastest on a modern CPU; float16 is for GPUs."""
+    dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
+    """Weights and compute type. 'auto': bfloat16 on a GPU and on a CPU that computes it natively
+    (AVX512-BF16, AMX or ARM's BF16), else float32: elsewhere torch emulates bfloat16, which
+    is about 3 times slower than float32 in a batch (`arena.backends.local_model.resolve_dtype`).
+    float16 is for GPUs. The dtype in use is part of `model_id`."""
     attention: Literal["auto", "eager", "sdpa"] = "auto"
     """Attention kernel. 'auto' is 'eager' on the CPU: in bfloat16 torch's fused CPU kernel
     (sdpa) loses enough precision to garble a small model's text and to make a request's greedy
@@ -78,22 +83,25 @@ class LocalSpec(BackendSpec):
         The dtype is part of it because it changes the texts, so a run refuses to continue
         under the same name with another one.
 
-        >>> LocalSpec(name="m", backend="local", adapter="out/dpo-1").model_id()
+        >>> spec = LocalSpec(name="m", backend="local", dtype="bfloat16", adapter="out/dpo-1")
+        >>> spec.model_id()
         'local/smollm2-135m-instruct@bfloat16+adapter=out/dpo-1'
         """
-        model_id = f"local/{self.model}@{self.dtype}"
+        model_id = f"local/{self.model}@{self.resolved_dtype()}"
         if self.adapter is not None:
             model_id += f"+adapter={self.adapter}"
         return model_id
 
+    def resolved_dtype(self) -> str:
+        """The dtype in use: `dtype`, with 'auto' decided for this machine (`resolve_dtype`)."""
+        return resolve_dtype(self.dtype, self.device)
+
 
 @dataclass(frozen=True)
 class _Group:
-    """Settings that requests must share to be generated in one call."""
+    """Settings that requests must share to be generated in one call: only the stop sequences
+    (max tokens and decoding are per row, see `arena.backends.local_generate`)."""
 
-    max_tokens: int
-    temperature: float  # 0: greedy
-    top_p: float
     stop: tuple[str, ...]
 
 
@@ -107,17 +115,7 @@ class _Request:
 
 
 def _group(settings: GenerateSettings) -> _Group:
-    temperature = 1.0 if settings.temperature is None else float(settings.temperature)
-    top_p = 1.0 if settings.top_p is None else float(settings.top_p)
-    return _Group(settings.max_tokens, temperature, top_p, tuple(settings.stop))
-
-
-def _batch_seed(requests: Sequence[_Request]) -> int | None:
-    seeds = [r.settings.seed for r in requests]
-    if all(seed is None for seed in seeds):
-        return None
-    digest = hashlib.sha256(repr(seeds).encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+    return _Group(tuple(settings.stop))
 
 
 class _Batcher:
@@ -193,7 +191,7 @@ class _Batcher:
 
                 torch.set_num_threads(spec.threads)
             self._loaded = load_model(
-                spec.model, spec.adapter, spec.dtype, spec.device, spec.attention
+                spec.model, spec.adapter, spec.resolved_dtype(), spec.device, spec.attention
             )
         return self._loaded
 
@@ -206,9 +204,6 @@ class _Batcher:
                 loaded,
                 [r.messages for r in batch],
                 [r.settings for r in batch],
-                temperature=batch[0].group.temperature,
-                top_p=batch[0].group.top_p,
-                seed=_batch_seed(batch),
                 cancelled=[r.future.cancelled for r in batch],
             )
             self.generate_calls += 1
@@ -239,7 +234,7 @@ def _batcher_for(spec: LocalSpec) -> _Batcher:
     key = (
         spec.model,
         spec.adapter,
-        spec.dtype,
+        spec.resolved_dtype(),
         spec.device,
         spec.attention,
         spec.batch_window_s,

@@ -74,6 +74,7 @@ def generate_settings(
         seed=own_seed + replicate,
         stop=tuple(params.stop),
         repetition_penalty=params.repetition_penalty,
+        no_repeat_ngram_size=params.no_repeat_ngram_size,
     )
 
 
