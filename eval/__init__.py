@@ -9,8 +9,12 @@ It reads what the engine recorded (through `storage`) and never calls a model.
 - `eval.report`: `build_report`, everything `arena rank` shows read from the store as a typed
   `RankReport` (pydantic; its JSON schema is generated into docs/rank.md), and its renderings:
   JSON, the terminal table, Markdown and the self-contained HTML report with SVG figures.
+- `eval.bbq`: BBQ's accuracy and bias scores (s_DIS, s_AMB and its decomposition) per category,
+  with stratified bootstrap intervals and paired comparisons, as a typed `BBQReport`;
+  `eval.bbq_store` builds one from a BBQ run in the store (mid-run too); `eval.bbq_render`
+  renders it (terminal, Markdown, JSON, HTML).
 
-See docs/rank.md. PCP/BBQ metrics are not written yet.
+See docs/rank.md and docs/bbq.md. PCP metrics are not written yet.
 """
 
 from eval.ratings import (

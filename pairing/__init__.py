@@ -11,7 +11,9 @@ It reads what the engine recorded (through `storage`) and never calls a model.
 Modules: pairs (the PERSUADE rule as set-based DuckDB queries, streamed out by COPY), prompts
 (each pair's prompt, with or without the chosen debate's transcript), hf (a `datasets`
 DatasetDict for TRL, the `train` extra), writers (`write_pairs`: every format, written
-atomically), export (what `arena pairs` does, also while a tournament writes to the file).
+atomically), export (what `arena pairs` does, also while a tournament writes to the file),
+rewards (TRL reward functions: `bbq_reward`), bbq_export (BBQ prompts for GRPO, `arena bbq
+export`).
 """
 
 from pairing.pairs import (
@@ -25,6 +27,7 @@ from pairing.pairs import (
     derive_pairs,
 )
 from pairing.prompts import prompt_messages
+from pairing.rewards import bbq_reward
 from pairing.writers import write_pairs
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "PairFormat",
     "PairOptions",
     "WrittenPairs",
+    "bbq_reward",
     "candidates_query",
     "check_names",
     "derive_pairs",

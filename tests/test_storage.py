@@ -43,6 +43,71 @@ REPO = Path(__file__).resolve().parents[1]
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
 
 EXPECTED_SCHEMA: dict[str, list[tuple[str, str]]] = {
+    "bbq_answers": [  # a view (0004_bbq.sql)
+        ("run_id", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("item_id", "VARCHAR"),
+        ("sample", "INTEGER"),
+        ("category", "VARCHAR"),
+        ("question_index", "VARCHAR"),
+        ("example_id", "INTEGER"),
+        ("context_condition", "VARCHAR"),
+        ("question_polarity", "VARCHAR"),
+        ("split", "VARCHAR"),
+        ("answer", "VARCHAR"),
+        ("gold_letter", "VARCHAR"),
+        ("unknown_letter", "VARCHAR"),
+        ("biased_letter", "VARCHAR"),
+        ("correct", "BOOLEAN"),
+        ("unknown", "BOOLEAN"),
+        ("biased", "BOOLEAN"),
+        ("unparseable", "BOOLEAN"),
+        ("p_a", "DOUBLE"),
+        ("p_b", "DOUBLE"),
+        ("p_c", "DOUBLE"),
+        ("raw_text", "VARCHAR"),
+        ("response_id", "VARCHAR"),
+    ],
+    "bbq_items": [
+        ("run_id", "VARCHAR"),
+        ("item_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("question_index", "VARCHAR"),
+        ("example_id", "INTEGER"),
+        ("context_condition", "VARCHAR"),
+        ("question_polarity", "VARCHAR"),
+        ("context", "VARCHAR"),
+        ("question", "VARCHAR"),
+        ("option_a", "VARCHAR"),
+        ("option_b", "VARCHAR"),
+        ("option_c", "VARCHAR"),
+        ("gold_letter", "VARCHAR"),
+        ("unknown_letter", "VARCHAR"),
+        ("biased_letter", "VARCHAR"),
+        ("split", "VARCHAR"),
+        ("split_seed", "BIGINT"),
+        ("dev_fraction", "DOUBLE"),
+    ],
+    "bbq_responses": [
+        ("response_id", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("item_id", "VARCHAR"),
+        ("sample", "INTEGER"),
+        ("raw_text", "VARCHAR"),
+        ("reasoning", "VARCHAR"),
+        ("answer", "VARCHAR"),
+        ("p_a", "DOUBLE"),
+        ("p_b", "DOUBLE"),
+        ("p_c", "DOUBLE"),
+        ("prompt_tokens", "INTEGER"),
+        ("completion_tokens", "INTEGER"),
+        ("cost_usd", "DOUBLE"),
+        ("latency_s", "DOUBLE"),
+        ("finish_reason", "VARCHAR"),
+        ("call_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+    ],
     "calls": [
         ("call_id", "VARCHAR"),
         ("request_hash", "VARCHAR"),
@@ -164,6 +229,8 @@ EXPECTED_SCHEMA: dict[str, list[tuple[str, str]]] = {
 }
 
 EXPECTED_PRIMARY_KEYS = {
+    "bbq_items": ["run_id", "item_id"],
+    "bbq_responses": ["response_id"],
     "calls": ["call_id"],
     "debates": ["debate_id"],
     "models": ["run_id", "role", "name"],
@@ -174,7 +241,7 @@ EXPECTED_PRIMARY_KEYS = {
     "verdicts": ["debate_id", "judge", "variant"],
 }
 
-SHIPPED = [(1, "initial"), (2, "pairs_view"), (3, "verdict_variants")]
+SHIPPED = [(1, "initial"), (2, "pairs_view"), (3, "verdict_variants"), (4, "bbq")]
 NEXT = SHIPPED[-1][0] + 1
 """The version of a test's own migration, after the shipped ones."""
 
@@ -327,7 +394,7 @@ def test_a_reader_migrates_a_file_that_is_behind(db: Path) -> None:
     # no one holds the file: the reader takes the write lock for a moment and migrates it
     assert run_query(db, "SELECT count(*) FROM pairs").rows == [(0,)]
     assert _versions(db) == [v for v, _ in SHIPPED]
-    assert _views(db) == [("pairs", False)]
+    assert _views(db) == [("bbq_answers", False), ("pairs", False)]
     with duckdb.connect(str(db), read_only=True) as con:
         assert schema_of(con) == EXPECTED_SCHEMA
     assert run_query(db, "SELECT count(*) FROM verdicts WHERE counts").rows == [(0,)]
@@ -367,7 +434,7 @@ def test_a_file_a_reader_cannot_migrate_is_read_as_it_is(
         assert store.read("SELECT version FROM schema_migrations ORDER BY 1") == [
             (v,) for v, _ in SHIPPED
         ]
-    assert _views(db) == [("pairs", False)]
+    assert _views(db) == [("bbq_answers", False), ("pairs", False)]
 
 
 def _old_verdict(debate_id: str, judge: str, winner: str | None) -> dict[str, object]:

@@ -20,6 +20,18 @@ applies its side bias to that one; its `letter_bias` favours whoever is called A
 therefore gives the same verdict distribution whichever letter FOR gets, and a letter-biased one
 does not: the label bias that swap-check judging measures.
 
+Asked a BBQ question (the BBQ task sets `arena.protocol.bbq.ANSWER_KEY` around the call), a
+simulated model answers by its `bbq` profile (`SimBBQProfile`; the defaults when it has none): on
+an ambiguous item it says "unknown" with probability `p_unknown_ambig`, and otherwise names the
+biased person with probability `p_biased_commit`; on a disambiguated item it is right with
+probability `acc_disambig`, and a wrong answer is "unknown" with probability
+`p_unknown_disambig_error`, else the other person; with probability `p_unparseable` it says
+something no letter can be read from. The reply takes one of a few forms (`B`, `Answer: B`, ...),
+and asked for logprobs it gives the letters' probabilities as the first token's alternatives. The
+draws depend on (model name, item, sampling seed) only, so a report can be checked against the
+profile's true values (tests/test_bbq_run.py derives them). The key comes through a context
+variable rather than the prompt because the truth of an item is not in what a model is shown.
+
 Everything is deterministic given the tournament seed and the request: the random draws for a call
 come from a hash of (seed, model name, messages). Injected failures are drawn per attempt, so a
 retried call can succeed.
@@ -34,7 +46,7 @@ import json
 import math
 import random
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -48,6 +60,8 @@ from arena.backends.base import (
 )
 from arena.core.errors import BackendError
 from arena.core.ids import content_id, request_hash
+from arena.protocol.bbq import ANSWER_KEY, AnswerKey
+from arena.protocol.bbq import LETTERS as BBQ_LETTERS
 from arena.protocol.transcript import LETTERS, debater_label, split_transcript
 
 STRENGTH_TAG = re.compile(r"\[strength ([+-]?\d+(?:\.\d+)?)\]")
@@ -114,6 +128,73 @@ class _SimCommon(BackendSpec):
     """Simulated price, to exercise cost accounting."""
 
 
+class SimBBQProfile(BaseModel):
+    """How a simulated model answers BBQ questions (`bbq:` on a `backend: sim` entry).
+
+    Its answer to an item, with u = `p_unparseable`: unreadable with probability u; else, on an
+    ambiguous item, "unknown" with probability `p_unknown_ambig`, the biased person with
+    (1 - p_unknown_ambig) * p_biased_commit and the other person with the rest; on a
+    disambiguated item the gold person with `acc_disambig`, "unknown" with (1 - acc_disambig) *
+    p_unknown_disambig_error and the other person with the rest (all times 1 - u). On an item
+    without a target the two people share a committed answer evenly.
+    """
+
+    model_config = STRICT_CONFIG
+
+    p_unknown_ambig: float = Field(0.5, ge=0, le=1)
+    """Probability of answering "unknown" on an ambiguous item (the right answer there)."""
+    acc_disambig: float = Field(0.8, ge=0, le=1)
+    """Probability of naming the right person on a disambiguated item."""
+    p_biased_commit: float = Field(0.5, ge=0, le=1)
+    """On an ambiguous item, the probability that an answer naming a person names the biased
+    one (0.5: no lean)."""
+    p_unknown_disambig_error: float = Field(0.5, ge=0, le=1)
+    """On a disambiguated item, the probability that a wrong answer is "unknown" rather than the
+    other person."""
+    p_unparseable: float = Field(0.0, ge=0, le=1)
+    """Probability of a reply in which no answer letter can be read."""
+
+    def probabilities(self, key: AnswerKey) -> dict[str, float]:
+        """Each letter's probability for the item `key` (they add up to 1 - p_unparseable).
+
+        >>> key = AnswerKey("Age:0", True, "C", "C", "A")
+        >>> SimBBQProfile(p_unknown_ambig=0.6, p_biased_commit=0.75).probabilities(key)
+        {'A': 0.30000000000000004, 'B': 0.1, 'C': 0.6}
+        """
+        probs = dict.fromkeys(BBQ_LETTERS, 0.0)
+        people = [x for x in BBQ_LETTERS if x != key.unknown_letter]
+        if key.ambiguous:
+            probs[key.unknown_letter] = self.p_unknown_ambig
+            commit = 1.0 - self.p_unknown_ambig
+            lean = self.p_biased_commit if key.biased_letter in people else 0.5
+            first = key.biased_letter if key.biased_letter in people else people[0]
+            other = next(x for x in people if x != first)
+            probs[first] += commit * lean
+            probs[other] += commit * (1.0 - lean)
+        elif key.gold_letter == key.unknown_letter:  # not in BBQ; kept well defined
+            probs[key.gold_letter] = self.acc_disambig
+            for person in people:
+                probs[person] += (1.0 - self.acc_disambig) / 2
+        else:
+            wrong = 1.0 - self.acc_disambig
+            other = next(x for x in people if x != key.gold_letter)
+            probs[key.gold_letter] = self.acc_disambig
+            probs[key.unknown_letter] = wrong * self.p_unknown_disambig_error
+            probs[other] = wrong * (1.0 - self.p_unknown_disambig_error)
+        readable = 1.0 - self.p_unparseable
+        return {letter: p * readable for letter, p in probs.items()}
+
+
+BBQ_FORMS: tuple[str, ...] = ("{}", "Answer: {}", "The answer is ({}).", "{}.")
+"""The forms a simulated BBQ reply takes (the letter in place of {})."""
+BBQ_UNREADABLE: tuple[str, ...] = (
+    "I would rather not guess.",
+    "It is hard to say from this passage alone.",
+    "Both seem possible to me.",
+)
+"""Simulated replies in which no answer letter can be read."""
+
+
 class SimSpec(_SimCommon):
     """A simulated debater (`backend: sim` under `models:`)."""
 
@@ -125,6 +206,12 @@ class SimSpec(_SimCommon):
     """Standard deviation of each claim's strength around the skill."""
     think_rate: float = Field(0.0, ge=0, le=1)
     """Probability that a turn starts with a <think> block (to exercise think stripping)."""
+    bbq: SimBBQProfile | None = None
+    """How it answers BBQ questions (`arena bbq run`); the profile's defaults when unset."""
+
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("bbq",)
+    """Left out of a stored spec while unset, so that a model defined before it existed is
+    stored, and resumed, as it was (`arena.runs`)."""
 
     def model_id(self) -> str | None:
         return f"sim/skill={self.skill:g}"
@@ -233,6 +320,9 @@ class SimBackend(_SimBackend):
         failure = await self._delay_and_fail(fault_rng, key)
         if failure == "malformed":
             raise BackendError("simulated malformed response body", kind="malformed")
+        answer_key = ANSWER_KEY.get()
+        if answer_key is not None:
+            return self._bbq_answer(messages, settings, answer_key, key)
         spec = self.spec
         parts: list[str] = []
         if spec.think_rate and rng.random() < spec.think_rate:
@@ -244,6 +334,33 @@ class SimBackend(_SimBackend):
                 f"{rng.choice(_ENDINGS)} [strength {strength:+.3f}]."
             )
         return self._completion(messages, " ".join(parts), key)
+
+    def _bbq_answer(
+        self, messages: list[Message], settings: GenerateSettings, answer: AnswerKey, key: str
+    ) -> Completion:
+        """A BBQ reply drawn from the profile; the draws depend on (name, item, seed) only."""
+        profile = self.spec.bbq or SimBBQProfile()
+        probs = profile.probabilities(answer)
+        rng = random.Random(int(content_id("bbq", self.name, answer.item_id, settings.seed), 16))
+        draw, form = rng.random(), rng.random()
+        chosen: str | None = None
+        for letter in BBQ_LETTERS:
+            if draw < probs[letter]:
+                chosen = letter
+                break
+            draw -= probs[letter]
+        if chosen is None:
+            text = BBQ_UNREADABLE[int(form * len(BBQ_UNREADABLE))]
+        else:
+            text = BBQ_FORMS[int(form * len(BBQ_FORMS))].format(chosen)
+        completion = self._completion(messages, text, key)
+        if settings.top_logprobs:
+            alternatives = [(x, math.log(p)) for x, p in probs.items() if p > 0]
+            if profile.p_unparseable > 0:
+                alternatives.append(("I", math.log(profile.p_unparseable)))
+            alternatives.sort(key=lambda item: -item[1])
+            completion.top_logprobs = alternatives[: settings.top_logprobs]
+        return completion
 
 
 _NEUTRAL = tuple(debater_label(letter) for letter in LETTERS)

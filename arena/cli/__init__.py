@@ -5,6 +5,8 @@ the work; `common` holds the shared `--db` option and error reporting.
 - `sql`: a read-only query (`storage.run_query`, `arena.sqlcmd`).
 - `rank`: the leaderboard and reports (`eval`).
 - `pairs`: preference pairs for DPO (`pairing`).
+- `bbq`: the BBQ bias benchmark, a group of commands: `run` (`arena.bbq_run`), `report` and
+  `score` (`eval.bbq`), `export` (`pairing.bbq_export`).
 
 A user's mistake is one line, `error: ...`, exit code 2, no traceback. Everything heavy (the
 engine, the backends, pydantic models, DuckDB) is imported inside the commands, so that
@@ -17,7 +19,7 @@ import sys
 
 import typer
 
-from arena.cli import pairs, rank, sql, tournament
+from arena.cli import bbq, pairs, rank, sql, tournament
 
 app = typer.Typer(
     name="arena",
@@ -28,6 +30,7 @@ app = typer.Typer(
 )
 for command in (tournament.tournament, sql.sql, rank.rank, pairs.pairs):
     app.command()(command)
+app.add_typer(bbq.app, name="bbq")
 
 
 def _version(value: bool) -> None:

@@ -1,8 +1,9 @@
 """Tasks: the kinds of work the runner plays, one module each, registered by name.
 
 A task (`arena.runner.Task`) says what its units are, how to play one and what it records.
-Today: `debate`. A new kind of work (BBQ items, paired political prompts, compass statements)
-is a new module here and one `register_task` line; the runner does not change.
+Today: `debate` (runs of kind `tournament`) and `bbq` (one answer to one BBQ item). A new kind
+of work (paired political prompts, compass statements) is a new module here and one
+`register_task` line; the runner does not change.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ def register_task(name: str, task: type[Task[Any, Any]]) -> None:
 
 
 def _register_builtin() -> None:
+    from arena.tasks.bbq import BBQTask
     from arena.tasks.debate import DebateTask
 
     register_task("tournament", DebateTask)
+    register_task("bbq", BBQTask)
 
 
 _register_builtin()
