@@ -253,7 +253,7 @@ BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def cpu_computes_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether this machine's CPU computes in bfloat16 natively, read from `/proc/cpuinfo` (or from
+    r"""Whether this machine's CPU computes in bfloat16 natively, read from `/proc/cpuinfo` (or from
     `cpuinfo`, its text); False where there is no such file (not Linux): float32 is the safe side.
 
     Without native support torch emulates bfloat16 through float32, which is slower than float32
