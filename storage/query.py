@@ -649,7 +649,9 @@ class _Watchdog:
 
     def _watch(self, deadline: float | None, ceiling: int | None) -> None:
         while not self._done.wait(self.POLL_S):
-            if deadline is not None and time.monotonic() >= deadline:
+            if self.reason is not None:
+                pass
+            elif deadline is not None and time.monotonic() >= deadline:
                 self.reason = "timeout"
             elif self._gone is not None and self._gone():
                 self.reason = "gone"
@@ -657,8 +659,10 @@ class _Watchdog:
                 self.reason = "memory"
             else:
                 continue
+            # Again at every poll until the query ends: an interrupt that lands between two of
+            # the statements a read runs (its checks, then the query) is lost, and the query
+            # after it would run on.
             self._con.interrupt()
-            return
 
     def error(self) -> StoreError:
         """The error to raise for why the query was interrupted."""
