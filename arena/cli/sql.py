@@ -79,7 +79,9 @@ def sql(
             worker.join(0.1)
     except KeyboardInterrupt:
         cancel.set()
-        worker.join(5.0)
+        # Wait for the query to end (its watchdog interrupts it at once): a thread still inside
+        # DuckDB while the interpreter exits can abort the process instead of exiting with 130.
+        worker.join(30.0)
         fail("interrupted: the query was cancelled", 130)
     [result] = outcome
     with reported():
