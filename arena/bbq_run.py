@@ -47,13 +47,11 @@ from arena.tasks.bbq import (
     select_items,
 )
 from arena.tournament import (
-    EXIT_BUDGET,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
     EXIT_WRITE,
     StopSignals,
     continue_command,
+    exit_code,
+    report_unclosed,
 )
 from storage import Store, WriteError
 
@@ -159,16 +157,11 @@ def _run(
         return EXIT_WRITE
     if runner is None:
         raise AssertionError("unreachable: the runner is set up or a WriteError was raised")
-    code = _exit_code(summary, interrupted)
+    code = exit_code(summary, interrupted)
     with contextlib.suppress(OSError):  # the terminal went away (SIGHUP): the code still tells
         _report(runner, summary, run_id, db, command, console, signals.received)
     if closing is not None:
-        console.print(f"error: {closing}", highlight=False)
-        console.print(
-            f"What is recorded is kept in {closing.path}.wal, which is replayed when the file is "
-            f"opened next: keep the two files together. Fix the cause and rerun: {command}",
-            highlight=False,
-        )
+        report_unclosed(console, closing, command)
         return EXIT_WRITE
     return code
 
@@ -176,16 +169,6 @@ def _run(
 def _status(summary: RunSummary) -> str:
     """`complete` only when the store confirmed every answer of the plan."""
     return "complete" if summary.done == summary.total else "incomplete"
-
-
-def _exit_code(summary: RunSummary | None, interrupted: bool) -> int:
-    if interrupted or summary is None:
-        return EXIT_INTERRUPTED
-    if summary.failed or summary.unconfirmed:
-        return EXIT_FAILED
-    if summary.not_started:
-        return EXIT_BUDGET
-    return EXIT_OK
 
 
 def _report(

@@ -321,23 +321,29 @@ def _run(
         return EXIT_WRITE
     if tournament is None:  # only a write failure leaves it unset and returns
         raise AssertionError("unreachable: the tournament is set up or a WriteError was raised")
-    code = _exit_code(summary, interrupted)
+    code = exit_code(summary, interrupted)
     with contextlib.suppress(OSError):  # the terminal went away (SIGHUP): the code still tells
         _report(tournament, summary, interrupted, config, command, console, signals.received)
     if closing is not None:
         # Everything was committed (the summary read it back); the checkpoint that folds the
         # write-ahead log into the file could not be written.
-        console.print(f"error: {closing}", highlight=False)
-        console.print(
-            f"What is recorded is kept in {closing.path}.wal, which is replayed when the file is "
-            f"opened next: keep the two files together. Fix the cause and rerun: {command}",
-            highlight=False,
-        )
+        report_unclosed(console, closing, command)
         return EXIT_WRITE
     return code
 
 
-def _exit_code(summary: RunSummary | None, interrupted: bool) -> int:
+def report_unclosed(console: Console, closing: WriteError, command: str) -> None:
+    """Say that the store could not be closed (its write-ahead log not folded in), where what is
+    recorded is kept, and the command that continues."""
+    console.print(f"error: {closing}", highlight=False)
+    console.print(
+        f"What is recorded is kept in {closing.path}.wal, which is replayed when the file is "
+        f"opened next: keep the two files together. Fix the cause and rerun: {command}",
+        highlight=False,
+    )
+
+
+def exit_code(summary: RunSummary | None, interrupted: bool) -> int:
     """The exit code of a run that ended so (see the module's docstring)."""
     if interrupted or summary is None:
         return EXIT_INTERRUPTED
