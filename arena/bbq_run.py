@@ -14,15 +14,12 @@ fully recorded (rerun to retry them), 2 a user error, 3 the budget stopped new a
 database could not be written (a full disk: one line names the cause; rerun once it is fixed),
 130 interrupted by Ctrl-C, SIGTERM, SIGHUP or SIGQUIT (rerun the printed command to continue).
 
-Simplified on purpose: the store's life (open, serve live reads, mark the run, close, report) is
-written here again rather than shared with `arena.tournament`, whose messages speak of debates;
-the stop-signal handling is shared (`StopSignals`).
+The store's life (open, serve live reads, mark the run, close, report) is `arena.driver.drive`'s,
+shared with tournaments; `BBQJob` says what a BBQ run is and words its summary.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,10 +30,9 @@ from rich.console import Console
 from arena.config.bbq import DESCRIPTION, BBQConfig, load_bbq_config
 from arena.config.inputs import InputLimits
 from arena.core.clock import now
-from arena.progress import show_progress
+from arena.driver import Job, StopSignals, continue_command, drive
 from arena.protocol.bbq import BBQItem
 from arena.runner import Runner, RunSummary
-from arena.runs import finish_run
 from arena.tasks.bbq import (
     BBQPlan,
     BBQTask,
@@ -46,14 +42,7 @@ from arena.tasks.bbq import (
     record_run,
     select_items,
 )
-from arena.tournament import (
-    EXIT_WRITE,
-    StopSignals,
-    continue_command,
-    exit_code,
-    report_unclosed,
-)
-from storage import Store, WriteError
+from storage import Store
 
 
 def run_bbq(
@@ -78,97 +67,68 @@ def run_bbq(
     run_id = run_id or default_run_id(config.settings)
     command = continue_command(argv)
     with StopSignals() as signals:
-        return _run(config, items, data, db, run_id, command, quiet, console, signals)
+        job = BBQJob(config, items, data, run_id, db)
+        return drive(job, db, command, quiet, console, signals)
 
 
-async def _play(
-    runner: Runner, plan: BBQPlan, console: Console, quiet: bool, signals: StopSignals
-) -> RunSummary:
-    main = asyncio.current_task()
-    if main is None:  # asyncio.run always runs a task
-        raise AssertionError("unreachable: _play runs outside a task")
-    with signals.cancelling(asyncio.get_running_loop(), main):
-        async with show_progress(runner.progress, console, enabled=not quiet):
-            return await runner.run(plan, len(plan))
+class BBQJob(Job):
+    """A BBQ run as `arena.driver.drive` plays it."""
 
+    def __init__(
+        self,
+        config: BBQConfig,
+        items: Sequence[BBQItem],
+        data: str | os.PathLike[str],
+        run_id: str,
+        db: Path,
+    ):
+        self.config = config
+        self.db = db
+        self.items = items
+        self.data = data
+        self.run_id = run_id
+        self.plan: BBQPlan | None = None
 
-def _run(
-    config: BBQConfig,
-    items: Sequence[BBQItem],
-    data: str | os.PathLike[str],
-    db: Path,
-    run_id: str,
-    command: str,
-    quiet: bool,
-    console: Console,
-    signals: StopSignals,
-) -> int:
-    """Open the store, play, mark the run, close the store, report."""
-    try:
-        store = Store.open(db)
-    except WriteError as error:
-        console.print(f"error: {error}", highlight=False)
-        return EXIT_WRITE
-    summary: RunSummary | None = None
-    interrupted = False
-    failure: WriteError | None = None
-    closing: WriteError | None = None
-    runner: Runner | None = None
-    try:
-        try:
-            task = BBQTask(config, items, store, run_id)
-            rows = [item_row(run_id, shown, config.settings) for shown in task.shown.values()]
-            existed = check_run(store, config, run_id, rows)
-            plan = task.plan()
-            runner = Runner(
-                task,
-                store,
-                run_id,
-                task.backends(),
-                max_concurrency=config.settings.max_concurrency,
-                request_timeout_s=config.settings.request_timeout_s,
-                retry=config.settings.retry,
-                budget_usd=config.settings.budget_usd,
-            )
-            record_run(store, config, run_id, data, len(items), command, now())
-            store.serve_live()
-            if existed:
-                console.print(f"continuing run {run_id} in {db}", highlight=False)
-            try:
-                summary = asyncio.run(_play(runner, plan, console, quiet, signals))
-            except (KeyboardInterrupt, asyncio.CancelledError):
-                interrupted = True
-            status = "interrupted" if summary is None else _status(summary)
-            finish_run(store, run_id, status, now())
-        except WriteError as error:
-            failure = error
-            console.print(f"error: {error}", highlight=False)
-            console.print(
-                "Stopped: no call was sent after the failure; every answer recorded is kept. "
-                f"Fix the cause and rerun: {command}",
-                highlight=False,
-            )
-    finally:
-        try:
-            store.close()
-        except WriteError as error:
-            closing = error
-    if failure is not None:
-        return EXIT_WRITE
-    if runner is None:
-        raise AssertionError("unreachable: the runner is set up or a WriteError was raised")
-    code = exit_code(summary, interrupted)
-    with contextlib.suppress(OSError):  # the terminal went away (SIGHUP): the code still tells
-        _report(runner, summary, run_id, db, command, console, signals.received)
-    if closing is not None:
-        report_unclosed(console, closing, command)
-        return EXIT_WRITE
-    return code
+    def start(self, store: Store, command: str) -> bool:
+        config = self.config
+        task = BBQTask(config, self.items, store, self.run_id)
+        rows = [item_row(self.run_id, shown, config.settings) for shown in task.shown.values()]
+        existed = check_run(store, config, self.run_id, rows)
+        self.plan = task.plan()
+        self.runner = Runner(
+            task,
+            store,
+            self.run_id,
+            task.backends(),
+            max_concurrency=config.settings.max_concurrency,
+            request_timeout_s=config.settings.request_timeout_s,
+            retry=config.settings.retry,
+            budget_usd=config.settings.budget_usd,
+        )
+        record_run(store, config, self.run_id, self.data, len(self.items), command, now())
+        return existed
 
+    async def play(self) -> RunSummary:
+        if self.plan is None:
+            raise AssertionError("unreachable: play before start")
+        return await self.runner.run(self.plan, len(self.plan))
 
-def _status(summary: RunSummary) -> str:
-    """`complete` only when the store confirmed every answer of the plan."""
-    return "complete" if summary.done == summary.total else "incomplete"
+    def held(self, store: Store) -> str:
+        if self.plan is None:
+            return ""
+        rows = store.query(
+            "select count(*) from bbq_responses where run_id = ?", [self.run_id]
+        ).rows
+        return f" {rows[0][0]}/{len(self.plan)} answers are recorded;"
+
+    def report(
+        self,
+        summary: RunSummary | None,
+        command: str,
+        console: Console,
+        stopped_by: str | None,
+    ) -> None:
+        _report(self.runner, summary, self.run_id, self.db, command, console, stopped_by)
 
 
 def _report(
