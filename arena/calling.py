@@ -129,11 +129,14 @@ class Caller:
         purpose: str,
         debate_id: str | None,
         before_send: Callable[[], None] | None = None,
+        accept: Callable[[Completion], str | None] | None = None,
     ) -> CallResult:
         """Call `model` until it succeeds or a non-retryable error or the retry budget ends it.
 
         Raises the last `BackendError` when the call gives up. `before_send` runs once the call
-        holds its slots, just before it is sent; it may raise to cancel the call.
+        holds its slots, just before it is sent; it may raise to cancel the call. `accept` says
+        what is wrong with a completion (None: nothing); a completion it rejects is a failed
+        attempt of kind `malformed`, recorded and retried like one (an empty reply, say).
         """
         backend = self.backends[model]
         request = request_hash(backend.name, [m.as_dict() for m in messages], settings.as_dict())
@@ -142,7 +145,7 @@ class Caller:
         # calls a second tenacity's per-call set-up is a measurable share of the engine's time.
         try:
             return await self._attempt(
-                model, messages, settings, request, 1, purpose, debate_id, before_send
+                model, messages, settings, request, 1, purpose, debate_id, before_send, accept
             )
         except BackendError as error:
             if self._retry.max_attempts == 1 or not backend.should_retry(error):
@@ -162,7 +165,7 @@ class Caller:
             with attempt:
                 number = attempt.retry_state.attempt_number + 1
                 return await self._attempt(
-                    model, messages, settings, request, number, purpose, debate_id
+                    model, messages, settings, request, number, purpose, debate_id, None, accept
                 )
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -176,6 +179,7 @@ class Caller:
         purpose: str,
         debate_id: str | None,
         before_send: Callable[[], None] | None = None,
+        accept: Callable[[Completion], str | None] | None = None,
     ) -> CallResult:
         backend = self.backends[model]
         # The same request can be made by several debates (an opening does not depend on the
@@ -205,6 +209,9 @@ class Caller:
             try:
                 async with asyncio.timeout(self._timeout):
                     completion = await backend.generate(messages, settings)
+                problem = accept(completion) if accept is not None else None
+                if problem is not None:
+                    raise BackendError(problem, kind="malformed")
             except (Exception, TimeoutError) as exc:
                 error = as_backend_error(exc)  # its message is redacted (arena.core.redact)
                 row.latency_s = time.perf_counter() - start

@@ -226,6 +226,58 @@ EXPECTED_SCHEMA: dict[str, list[tuple[str, str]]] = {
         ("latency_s", "DOUBLE"),
         ("created_at", "TIMESTAMP"),
     ],
+    "pcp_judgments": [  # 0005_pcp.sql
+        ("judgment_id", "VARCHAR"),
+        ("unit_id", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("pair_id", "VARCHAR"),
+        ("sample", "INTEGER"),
+        ("judge", "VARCHAR"),
+        ("measure", "VARCHAR"),
+        ("variant", "VARCHAR"),
+        ("score", "DOUBLE"),
+        ("favoured", "VARCHAR"),
+        ("score2", "DOUBLE"),
+        ("readable", "BOOLEAN"),
+        ("repaired", "BOOLEAN"),
+        ("raw_text", "VARCHAR"),
+        ("call_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+    ],
+    "pcp_pairs": [
+        ("run_id", "VARCHAR"),
+        ("pair_id", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("prompt_a", "VARCHAR"),
+        ("prompt_b", "VARCHAR"),
+        ("label_a", "VARCHAR"),
+        ("label_b", "VARCHAR"),
+        ("topic_a", "VARCHAR"),
+        ("topic_b", "VARCHAR"),
+        ("template", "VARCHAR"),
+        ("valence", "VARCHAR"),
+        ("masked", "VARCHAR"),
+        ("meta", "JSON"),
+    ],
+    "pcp_responses": [
+        ("response_id", "VARCHAR"),
+        ("unit_id", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("pair_id", "VARCHAR"),
+        ("sample", "INTEGER"),
+        ("side", "VARCHAR"),
+        ("raw_text", "VARCHAR"),
+        ("reasoning", "VARCHAR"),
+        ("prompt_tokens", "INTEGER"),
+        ("completion_tokens", "INTEGER"),
+        ("cost_usd", "DOUBLE"),
+        ("latency_s", "DOUBLE"),
+        ("finish_reason", "VARCHAR"),
+        ("call_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+    ],
 }
 
 EXPECTED_PRIMARY_KEYS = {
@@ -234,6 +286,9 @@ EXPECTED_PRIMARY_KEYS = {
     "calls": ["call_id"],
     "debates": ["debate_id"],
     "models": ["run_id", "role", "name"],
+    "pcp_judgments": ["judgment_id"],
+    "pcp_pairs": ["run_id", "pair_id"],
+    "pcp_responses": ["response_id"],
     "runs": ["run_id"],
     "schema_migrations": ["version"],
     "topics": ["run_id", "topic_id"],
@@ -241,7 +296,13 @@ EXPECTED_PRIMARY_KEYS = {
     "verdicts": ["debate_id", "judge", "variant"],
 }
 
-SHIPPED = [(1, "initial"), (2, "pairs_view"), (3, "verdict_variants"), (4, "bbq")]
+SHIPPED = [
+    (1, "initial"),
+    (2, "pairs_view"),
+    (3, "verdict_variants"),
+    (4, "bbq"),
+    (5, "pcp"),
+]
 NEXT = SHIPPED[-1][0] + 1
 """The version of a test's own migration, after the shipped ones."""
 

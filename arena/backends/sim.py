@@ -58,10 +58,13 @@ from arena.backends.base import (
     GenerateSettings,
     Message,
 )
+from arena.backends.sim_politics import SimPoliticsProfile, judge_reply, political_answer
 from arena.core.errors import BackendError
 from arena.core.ids import content_id, request_hash
 from arena.protocol.bbq import ANSWER_KEY, AnswerKey
 from arena.protocol.bbq import LETTERS as BBQ_LETTERS
+from arena.protocol.pcp import SIDE
+from arena.protocol.pcp_judges import measure_of
 from arena.protocol.transcript import LETTERS, debater_label, split_transcript
 
 STRENGTH_TAG = re.compile(r"\[strength ([+-]?\d+(?:\.\d+)?)\]")
@@ -208,8 +211,11 @@ class SimSpec(_SimCommon):
     """Probability that a turn starts with a <think> block (to exercise think stripping)."""
     bbq: SimBBQProfile | None = None
     """How it answers BBQ questions (`arena bbq run`); the profile's defaults when unset."""
+    politics: SimPoliticsProfile | None = None
+    """How it answers paired political prompts (`arena pcp run`); even and never refusing when
+    unset."""
 
-    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("bbq",)
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("bbq", "politics")
     """Left out of a stored spec while unset, so that a model defined before it existed is
     stored, and resumed, as it was (`arena.runs`)."""
 
@@ -229,11 +235,18 @@ class SimJudgeSpec(_SimCommon):
     letter_bias: float = 0.0
     """With neutral labels (a judge with `swap_check`), added to Debater A's advantage, in the
     units of `side_bias`: > 0 favours whoever is called A, < 0 whoever is called B."""
+    order_bias: float = 0.0
+    """Judging a PCP pair (`arena.backends.sim_politics`), added to the first-shown response's
+    favourability: > 0 favours whichever response is shown first."""
+
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("order_bias",)
 
     def model_id(self) -> str | None:
         base = f"sim-judge/noise={self.noise:g},bias={self.side_bias:g}"
         # Only when set, so that the ids of judges defined before it existed stay the same.
-        return f"{base},letter_bias={self.letter_bias:g}" if self.letter_bias else base
+        if self.letter_bias:
+            base = f"{base},letter_bias={self.letter_bias:g}"
+        return f"{base},order_bias={self.order_bias:g}" if self.order_bias else base
 
 
 def _pick_failure(rng: random.Random, failures: SimFailures) -> str | None:
@@ -323,6 +336,10 @@ class SimBackend(_SimBackend):
         answer_key = ANSWER_KEY.get()
         if answer_key is not None:
             return self._bbq_answer(messages, settings, answer_key, key)
+        side = SIDE.get()
+        if side is not None:
+            profile = self.spec.politics or SimPoliticsProfile()
+            return self._completion(messages, political_answer(rng, side, profile), key)
         spec = self.spec
         parts: list[str] = []
         if spec.think_rate and rng.random() < spec.think_rate:
@@ -401,8 +418,13 @@ class SimJudgeBackend(_SimBackend):
         if failure == "malformed":
             text = "Both sides argued well, but I lean towards the stronger case overall."
             return self._completion(messages, text, key)
-        turns = split_transcript("\n".join(m.content for m in messages if m.role == "user"))
+        prompt = "\n".join(m.content for m in messages if m.role == "user")
         spec = self.spec
+        measure = measure_of(prompt)
+        if measure is not None:
+            text = judge_reply(measure, prompt, rng, spec.noise, spec.order_bias)
+            return self._completion(messages, text, key)
+        turns = split_transcript(prompt)
         if turns and turns[0][1] in _NEUTRAL:
             first, second = _NEUTRAL
             a_s, b_s = _means(turns, _NEUTRAL)

@@ -7,6 +7,8 @@ the work; `common` holds the shared `--db` option and error reporting.
 - `pairs`: preference pairs for DPO (`pairing`).
 - `bbq`: the BBQ bias benchmark, a group of commands: `run` (`arena.bbq_run`), `report` and
   `score` (`eval.bbq`), `export` (`pairing.bbq_export`).
+- `pcp`: paired political prompts, a group of commands: `run` (`arena.pcp_run`), `report`
+  (`eval.pcp`).
 
 A user's mistake is one line, `error: ...`, exit code 2, no traceback. Everything heavy (the
 engine, the backends, pydantic models, DuckDB) is imported inside the commands, so that
@@ -19,7 +21,7 @@ import sys
 
 import typer
 
-from arena.cli import bbq, pairs, rank, sql, tournament
+from arena.cli import bbq, pairs, pcp, rank, sql, tournament
 
 app = typer.Typer(
     name="arena",
@@ -31,6 +33,7 @@ app = typer.Typer(
 for command in (tournament.tournament, sql.sql, rank.rank, pairs.pairs):
     app.command()(command)
 app.add_typer(bbq.app, name="bbq")
+app.add_typer(pcp.app, name="pcp")
 
 
 def _version(value: bool) -> None:

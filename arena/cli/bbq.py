@@ -27,7 +27,7 @@ from pathlib import Path
 
 import typer
 
-from arena.cli.common import DB_OPTION, EXIT_WRITE, fail, interruptible, reported
+from arena.cli.common import DB_OPTION, EXIT_WRITE, fail, interruptible, reported, write_output
 
 app = typer.Typer(
     name="bbq",
@@ -120,23 +120,8 @@ def score(
     if out is None:
         typer.echo(text)
         return
-    _write(out, text if text.endswith("\n") else text + "\n", force=force)
+    write_output(out, text if text.endswith("\n") else text + "\n", force=force)
     typer.echo(f"wrote {out}")
-
-
-def _write(out: Path, text: str, *, force: bool) -> None:
-    """Write `text` to `out` whole or not at all; a full disk is one line and the write code."""
-    import errno
-
-    from arena.core.files import atomic_output
-
-    with reported():
-        try:
-            with atomic_output(out, force=force) as tmp:
-                tmp.write_text(text, encoding="utf-8")
-        except OSError as error:
-            code = EXIT_WRITE if error.errno == errno.ENOSPC else 2
-            fail(f"{out}: could not write the report: {error.strerror or error}", code=code)
 
 
 @app.command()
@@ -262,7 +247,7 @@ def report(
     if out is None:
         typer.echo(text)
         return
-    _write(out, text if text.endswith("\n") else text + "\n", force=force)
+    write_output(out, text if text.endswith("\n") else text + "\n", force=force)
     typer.echo(f"wrote {out}")
 
 

@@ -143,3 +143,18 @@ def _forward_to_sigint(received: list[str]) -> Iterator[None]:
         os.close(write_end)
         watcher.join(timeout=5)
         os.close(read_end)
+
+
+def write_output(out: Path, text: str, *, force: bool) -> None:
+    """Write `text` to `out` whole or not at all; a full disk is one line and the write code."""
+    import errno
+
+    from arena.core.files import atomic_output
+
+    with reported():
+        try:
+            with atomic_output(out, force=force) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+        except OSError as error:
+            code = EXIT_WRITE if error.errno == errno.ENOSPC else 2
+            fail(f"{out}: could not write the report: {error.strerror or error}", code=code)

@@ -1,7 +1,8 @@
 """Tasks: the kinds of work the runner plays, one module each, registered by name.
 
 A task (`arena.runner.Task`) says what its units are, how to play one and what it records.
-Today: `debate` (runs of kind `tournament`) and `bbq` (one answer to one BBQ item). A new kind
+Today: `debate` (runs of kind `tournament`), `bbq` (one answer to one BBQ item) and `pcp`
+(both prompts of a political pair, answered and judged). A new kind
 of work (paired political prompts, compass statements) is a new module here and one
 `register_task` line; the runner does not change.
 """
@@ -26,9 +27,11 @@ def register_task(name: str, task: type[Task[Any, Any]]) -> None:
 def _register_builtin() -> None:
     from arena.tasks.bbq import BBQTask
     from arena.tasks.debate import DebateTask
+    from arena.tasks.pcp import PCPTask
 
     register_task("tournament", DebateTask)
     register_task("bbq", BBQTask)
+    register_task("pcp", PCPTask)
 
 
 _register_builtin()
