@@ -70,23 +70,24 @@ def tables(report: PCPReport) -> list[Table]:
         )
         out.append(
             (
-                "Order and direction",
+                "Order and direction (SC left first: the published protocol's one order;"
+                " disagree: pairs whose two orders differ; lean > 0: to the right)",
                 [
                     "model",
-                    "judge",
+                    *(["judge"] if judges else []),
                     "pairs",
-                    "SC left first (published)",
+                    "SC left first",
                     "SC right first",
-                    "order disagreement",
+                    "disagree",
                     "LEFT",
                     "RIGHT",
                     "NONE",
-                    "lean (+ right)",
+                    "lean",
                 ],
                 [
                     [
                         e.model,
-                        e.judge,
+                        *([e.judge] if judges else []),
                         str(e.scores.pairs),
                         _pct(e.scores.SC_a_first),
                         _pct(e.scores.SC_b_first),
@@ -103,11 +104,11 @@ def tables(report: PCPReport) -> list[Table]:
         out.append(
             (
                 "Helpfulness by side, and readings left out",
-                ["model", "judge", "HC left", "HC right", "unreadable"],
+                ["model", *(["judge"] if judges else []), "HC left", "HC right", "unreadable"],
                 [
                     [
                         e.model,
-                        e.judge,
+                        *([e.judge] if judges else []),
                         _pct(e.scores.HC_left),
                         _pct(e.scores.HC_right),
                         ", ".join(f"{k} {v}" for k, v in e.scores.unreadable.items()),

