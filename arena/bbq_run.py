@@ -30,7 +30,7 @@ from rich.console import Console
 from arena.config.bbq import DESCRIPTION, BBQConfig, load_bbq_config
 from arena.config.inputs import InputLimits
 from arena.core.clock import now
-from arena.driver import Job, StopSignals, continue_command, drive
+from arena.driver import Job, StopSignals, Wording, continue_command, drive, report_items
 from arena.protocol.bbq import BBQItem
 from arena.runner import Runner, RunSummary
 from arena.tasks.bbq import (
@@ -128,51 +128,12 @@ class BBQJob(Job):
         console: Console,
         stopped_by: str | None,
     ) -> None:
-        _report(self.runner, summary, self.run_id, self.db, command, console, stopped_by)
-
-
-def _report(
-    runner: Runner,
-    summary: RunSummary | None,
-    run_id: str,
-    db: Path,
-    command: str,
-    console: Console,
-    stopped_by: str | None,
-) -> None:
-    """How the run ended, and what to do next."""
-    if summary is None:
-        p = runner.progress
-        by = f" by {stopped_by}" if stopped_by and stopped_by != "SIGINT" else ""
-        console.print(
-            f"Stopped{by}. {p.done}/{p.total} answers recorded ({p.steps} in this session); "
-            f"answers in flight were dropped.\nContinue with: {command}",
-            highlight=False,
+        report_items(
+            console,
+            self.runner,
+            summary,
+            Wording("answers", "answers"),
+            command,
+            stopped_by,
+            f"Scores: arena bbq report --db {self.db} --run {self.run_id}",
         )
-        return
-    c = summary.calls
-    rate = summary.steps / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
-    console.print(
-        f"run {run_id}: {summary.done}/{summary.total} answers recorded"
-        + (f" ({summary.skipped} already recorded)" if summary.skipped else "")
-        + (f", {summary.failed} failed" if summary.failed else "")
-        + f"\n  this session: {summary.steps} answers ({rate:.1f}/s) in {summary.elapsed_s:.1f} s;"
-        f" {c.calls} calls, {c.failed_attempts} failed attempts retried or given up;"
-        f" {c.prompt_tokens + c.completion_tokens:,} tokens; ${c.cost_usd:.4f}",
-        highlight=False,
-    )
-    for unit_id, error in summary.errors[:5]:
-        console.print(f"  failed {unit_id}: {error}", highlight=False)
-    if len(summary.errors) > 5:
-        console.print(f"  ... and {len(summary.errors) - 5} more (see calls.error)")
-    if summary.not_started:
-        console.print(
-            f"Budget reached (spent ${summary.spent_usd:.4f}): {summary.not_started} answers not "
-            f"asked. Raise --budget-usd and rerun to continue: {command}",
-            highlight=False,
-        )
-    if summary.failed or summary.unconfirmed:
-        console.print(f"Some answers are missing; rerun to ask again: {command}", highlight=False)
-        return
-    if not summary.not_started:
-        console.print(f"Scores: arena bbq report --db {db} --run {run_id}", highlight=False)

@@ -32,6 +32,7 @@ import socket
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -295,3 +296,67 @@ def status(summary: RunSummary | None) -> str:
     if summary is None:
         return "interrupted"
     return "complete" if summary.done == summary.total else "incomplete"
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How an item-by-item run (BBQ, PCP) names what it did, for `report_items`."""
+
+    units: str
+    """What a unit is, in the plural ('answers', 'pairs')."""
+    steps: str
+    """What a unit's recorded steps are ('answers', 'responses')."""
+    verdicts: str | None = None
+    """What its judge readings are, if it has any ('judge readings')."""
+
+
+def report_items(
+    console: Console,
+    runner: Runner,
+    summary: RunSummary | None,
+    wording: Wording,
+    command: str,
+    stopped_by: str | None,
+    next_step: str,
+) -> None:
+    """How an item-by-item run ended, and what to do next (`next_step`: the report command)."""
+    w = wording
+    if summary is None:
+        p = runner.progress
+        by = f" by {stopped_by}" if stopped_by and stopped_by != "SIGINT" else ""
+        judged = f" and {p.verdicts} {w.verdicts}" if w.verdicts else ""
+        console.print(
+            f"Stopped{by}. {p.done}/{p.total} {w.units} done ({p.steps} {w.steps}{judged} "
+            f"recorded in this session); calls in flight were dropped.\nContinue with: {command}",
+            highlight=False,
+        )
+        return
+    c = summary.calls
+    rate = summary.steps / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+    judged = f" and {summary.verdicts} {w.verdicts}" if w.verdicts else ""
+    console.print(
+        f"run {summary.run_id}: {summary.done}/{summary.total} {w.units} done"
+        + (f" ({summary.skipped} already recorded)" if summary.skipped else "")
+        + (f", {summary.failed} failed" if summary.failed else "")
+        + f"\n  this session: {summary.steps} {w.steps} ({rate:.1f}/s){judged} in "
+        f"{summary.elapsed_s:.1f} s; {c.calls} calls, {c.failed_attempts} failed attempts retried"
+        f" or given up; {c.prompt_tokens + c.completion_tokens:,} tokens; ${c.cost_usd:.4f}",
+        highlight=False,
+    )
+    for unit_id, error in summary.errors[:5]:
+        console.print(f"  failed {unit_id}: {error}", highlight=False)
+    if len(summary.errors) > 5:
+        console.print(f"  ... and {len(summary.errors) - 5} more (see calls.error)")
+    if summary.not_started:
+        console.print(
+            f"Budget reached (spent ${summary.spent_usd:.4f}): {summary.not_started} {w.units} "
+            f"not started. Raise --budget-usd and rerun to continue: {command}",
+            highlight=False,
+        )
+    if summary.failed or summary.unconfirmed:
+        console.print(
+            f"Some {w.units} are incomplete; rerun to finish them: {command}", highlight=False
+        )
+        return
+    if not summary.not_started:
+        console.print(next_step, highlight=False)

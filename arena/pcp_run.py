@@ -22,7 +22,7 @@ from rich.console import Console
 from arena.config.inputs import InputLimits
 from arena.config.pcp import DESCRIPTION, PCPConfig, load_pcp_config
 from arena.core.clock import now
-from arena.driver import Job, StopSignals, continue_command, drive
+from arena.driver import Job, StopSignals, Wording, continue_command, drive, report_items
 from arena.protocol.pcp import PairItem, Templates, load_templates
 from arena.runner import Runner, RunSummary
 from arena.tasks.pcp import PCPPlan, PCPTask, check_run, default_run_id, record_run, select_pairs
@@ -114,41 +114,12 @@ class PCPJob(Job):
         console: Console,
         stopped_by: str | None,
     ) -> None:
-        if summary is None:
-            p = self.runner.progress
-            by = f" by {stopped_by}" if stopped_by and stopped_by != "SIGINT" else ""
-            console.print(
-                f"Stopped{by}. {p.done}/{p.total} pairs done ({p.steps} responses and "
-                f"{p.verdicts} readings recorded in this session); calls in flight were "
-                f"dropped.\nContinue with: {command}",
-                highlight=False,
-            )
-            return
-        c = summary.calls
-        console.print(
-            f"run {self.run_id}: {summary.done}/{summary.total} pairs done"
-            + (f" ({summary.skipped} already recorded)" if summary.skipped else "")
-            + (f", {summary.failed} failed" if summary.failed else "")
-            + f"\n  this session: {summary.steps} responses and {summary.verdicts} judge "
-            f"readings in {summary.elapsed_s:.1f} s; {c.calls} calls, {c.failed_attempts} failed "
-            f"attempts retried or given up; {c.prompt_tokens + c.completion_tokens:,} tokens; "
-            f"${c.cost_usd:.4f}",
-            highlight=False,
+        report_items(
+            console,
+            self.runner,
+            summary,
+            Wording("pairs", "responses", "judge readings"),
+            command,
+            stopped_by,
+            f"Scores: arena pcp report --db {self.db} --run {self.run_id}",
         )
-        for unit, error in summary.errors[:5]:
-            console.print(f"  failed {unit}: {error}", highlight=False)
-        if len(summary.errors) > 5:
-            console.print(f"  ... and {len(summary.errors) - 5} more (see calls.error)")
-        if summary.not_started:
-            console.print(
-                f"Budget reached (spent ${summary.spent_usd:.4f}): {summary.not_started} pairs "
-                f"not asked. Raise --budget-usd and rerun to continue: {command}",
-                highlight=False,
-            )
-        if summary.failed or summary.unconfirmed:
-            console.print(f"Some pairs are incomplete; rerun to finish them: {command}")
-            return
-        if not summary.not_started:
-            console.print(
-                f"Scores: arena pcp report --db {self.db} --run {self.run_id}", highlight=False
-            )

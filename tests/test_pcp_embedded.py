@@ -1,7 +1,7 @@
 """`arena pcp run` without `--models`: the embedded SmolLM2-135M-Instruct on the CPU answers and
 judges two topic pairs end to end, and `arena pcp report` reads them.
 
-Kept to two pairs for a 2-core machine (4 responses of up to 96 tokens, 8 judge readings and
+Kept to two pairs for a 2-core machine (4 responses of up to 48 tokens, 8 judge readings and
 their repairs); the 40-pair run the issue names is measured in docs/benchmarks.md ("PCP"). The
 numbers are whatever a 135M judge gives; what is checked is the pipeline: every response and
 reading stored, each reading readable or counted as unreadable, and a report. Skipped, with the
@@ -29,7 +29,8 @@ if not TOPICS.is_file():
 def test_the_embedded_model_answers_and_judges_two_pairs(tmp_path: Path) -> None:
     db = tmp_path / "arena.duckdb"
     run = run_arena(
-        "pcp", "run", "--pairs", TOPICS, "--limit", "2", "--db", db, "-q", timeout=420
+        "pcp", "run", "--pairs", TOPICS, "--limit", "2", "--max-tokens", "48", "--db", db, "-q",
+        timeout=420,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "embedded model smollm2-135m-instruct" in run.stderr
