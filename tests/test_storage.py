@@ -278,6 +278,36 @@ EXPECTED_SCHEMA: dict[str, list[tuple[str, str]]] = {
         ("call_id", "VARCHAR"),
         ("created_at", "TIMESTAMP"),
     ],
+    "pcp_train_steps": [  # 0006_pcp_train.sql
+        ("run_id", "VARCHAR"),
+        ("topic_id", "VARCHAR"),
+        ("topic", "VARCHAR"),
+        ("step", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("raw_text", "VARCHAR"),
+        ("value", "JSON"),
+        ("problem", "VARCHAR"),
+        ("repaired", "BOOLEAN"),
+        ("finish_reason", "VARCHAR"),
+        ("call_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+    ],
+    "pcp_train_topics": [  # a view
+        ("run_id", "VARCHAR"),
+        ("topic_id", "VARCHAR"),
+        ("topic", "VARCHAR"),
+        ("kept", "BOOLEAN"),
+        ("left_view", "VARCHAR"),
+        ("right_view", "VARCHAR"),
+        ("left_anchor", "VARCHAR"),
+        ("right_anchor", "VARCHAR"),
+        ("left_good", "VARCHAR"),
+        ("left_bad", "VARCHAR"),
+        ("right_good", "VARCHAR"),
+        ("right_bad", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+    ],
 }
 
 EXPECTED_PRIMARY_KEYS = {
@@ -289,6 +319,7 @@ EXPECTED_PRIMARY_KEYS = {
     "pcp_judgments": ["judgment_id"],
     "pcp_pairs": ["run_id", "pair_id"],
     "pcp_responses": ["response_id"],
+    "pcp_train_steps": ["run_id", "topic_id", "step"],
     "runs": ["run_id"],
     "schema_migrations": ["version"],
     "topics": ["run_id", "topic_id"],
@@ -302,6 +333,7 @@ SHIPPED = [
     (3, "verdict_variants"),
     (4, "bbq"),
     (5, "pcp"),
+    (6, "pcp_train"),
 ]
 NEXT = SHIPPED[-1][0] + 1
 """The version of a test's own migration, after the shipped ones."""
@@ -455,7 +487,7 @@ def test_a_reader_migrates_a_file_that_is_behind(db: Path) -> None:
     # no one holds the file: the reader takes the write lock for a moment and migrates it
     assert run_query(db, "SELECT count(*) FROM pairs").rows == [(0,)]
     assert _versions(db) == [v for v, _ in SHIPPED]
-    assert _views(db) == [("bbq_answers", False), ("pairs", False)]
+    assert _views(db) == [("bbq_answers", False), ("pairs", False), ("pcp_train_topics", False)]
     with duckdb.connect(str(db), read_only=True) as con:
         assert schema_of(con) == EXPECTED_SCHEMA
     assert run_query(db, "SELECT count(*) FROM verdicts WHERE counts").rows == [(0,)]
@@ -495,7 +527,7 @@ def test_a_file_a_reader_cannot_migrate_is_read_as_it_is(
         assert store.read("SELECT version FROM schema_migrations ORDER BY 1") == [
             (v,) for v, _ in SHIPPED
         ]
-    assert _views(db) == [("bbq_answers", False), ("pairs", False)]
+    assert _views(db) == [("bbq_answers", False), ("pairs", False), ("pcp_train_topics", False)]
 
 
 def _old_verdict(debate_id: str, judge: str, winner: str | None) -> dict[str, object]:

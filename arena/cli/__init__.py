@@ -8,7 +8,7 @@ the work; `common` holds the shared `--db` option and error reporting.
 - `bbq`: the BBQ bias benchmark, a group of commands: `run` (`arena.bbq_run`), `report` and
   `score` (`eval.bbq`), `export` (`pairing.bbq_export`).
 - `pcp`: paired political prompts, a group of commands: `run` (`arena.pcp_run`), `report`
-  (`eval.pcp`).
+  (`eval.pcp`), `build-train` (`arena.pcp_train_run`) and `overlap`.
 
 A user's mistake is one line, `error: ...`, exit code 2, no traceback. Everything heavy (the
 engine, the backends, pydantic models, DuckDB) is imported inside the commands, so that

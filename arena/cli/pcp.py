@@ -8,6 +8,9 @@
 - `arena pcp report --db FILE`: SC, HC and Average per model with intervals, the order
   disagreement, directions, breakdowns, even-handedness, and `--compare A B` differences
   (`eval.pcp`, `eval.pcp_store`), as a table, Markdown, JSON or HTML.
+- `arena pcp build-train --topics FILE --out FILE`: the PCT training prompts, made by a generator
+  model through the runner (`arena.pcp_train_run`); `arena pcp overlap --train FILE --pairs FILE`:
+  which evaluation topics a training file mentions (`arena.cli.pcp_train`).
 
 A mistake in the input (a pairs file of the wrong shape, an unknown template name, a CSV without
 `prompt_a`) is one `error:` line, exit code 2, and nothing is written.
@@ -21,6 +24,7 @@ from pathlib import Path
 import typer
 
 from arena.cli.common import DB_OPTION, fail, reported, write_output
+from arena.cli.pcp_train import build_train, overlap
 
 app = typer.Typer(
     name="pcp",
@@ -29,6 +33,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.command("build-train")(build_train)
+app.command()(overlap)
 
 TEMPLATES_NAME = "pcp_templates.json"
 

@@ -28,10 +28,12 @@ def _register_builtin() -> None:
     from arena.tasks.bbq import BBQTask
     from arena.tasks.debate import DebateTask
     from arena.tasks.pcp import PCPTask
+    from arena.tasks.pcp_train import PCTTask
 
     register_task("tournament", DebateTask)
     register_task("bbq", BBQTask)
     register_task("pcp", PCPTask)
+    register_task("pcp_train", PCTTask)
 
 
 _register_builtin()
