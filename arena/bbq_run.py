@@ -95,16 +95,7 @@ class BBQJob(Job):
         rows = [item_row(self.run_id, shown, config.settings) for shown in task.shown.values()]
         existed = check_run(store, config, self.run_id, rows)
         self.plan = task.plan()
-        self.runner = Runner(
-            task,
-            store,
-            self.run_id,
-            task.backends(),
-            max_concurrency=config.settings.max_concurrency,
-            request_timeout_s=config.settings.request_timeout_s,
-            retry=config.settings.retry,
-            budget_usd=config.settings.budget_usd,
-        )
+        self.runner = Runner.for_task(task, store, self.run_id, task.backends(), config.settings)
         record_run(store, config, self.run_id, self.data, len(self.items), command, now())
         return existed
 

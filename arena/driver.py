@@ -31,7 +31,7 @@ import signal
 import socket
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -317,9 +317,11 @@ def report_items(
     wording: Wording,
     command: str,
     stopped_by: str | None,
-    next_step: str,
+    next_step: str | None,
+    details: Sequence[str] = (),
 ) -> None:
-    """How an item-by-item run ended, and what to do next (`next_step`: the report command)."""
+    """How an item-by-item run ended (`details`: lines of the kind's own, after the counts),
+    and what to do next (`next_step`: the report command, if any)."""
     w = wording
     if summary is None:
         p = runner.progress
@@ -343,6 +345,8 @@ def report_items(
         f" or given up; {c.prompt_tokens + c.completion_tokens:,} tokens; ${c.cost_usd:.4f}",
         highlight=False,
     )
+    for line in details:
+        console.print(line, highlight=False)
     for unit_id, error in summary.errors[:5]:
         console.print(f"  failed {unit_id}: {error}", highlight=False)
     if len(summary.errors) > 5:
@@ -358,5 +362,5 @@ def report_items(
             f"Some {w.units} are incomplete; rerun to finish them: {command}", highlight=False
         )
         return
-    if not summary.not_started:
+    if not summary.not_started and next_step is not None:
         console.print(next_step, highlight=False)

@@ -81,16 +81,7 @@ class PCPJob(Job):
         existed = check_run(store, config, self.run_id)
         task = PCPTask(config, self.items, store, self.run_id)
         self.plan = task.plan()
-        self.runner = Runner(
-            task,
-            store,
-            self.run_id,
-            task.backends(),
-            max_concurrency=config.settings.max_concurrency,
-            request_timeout_s=config.settings.request_timeout_s,
-            retry=config.settings.retry,
-            budget_usd=config.settings.budget_usd,
-        )
+        self.runner = Runner.for_task(task, store, self.run_id, task.backends(), config.settings)
         record_run(store, config, self.run_id, self.pairs, len(self.items), command, now())
         return existed
 

@@ -50,7 +50,17 @@ from arena.config.schema import ContestantRole
 from arena.core.clock import now
 from arena.core.errors import ConfigError, UserError
 from arena.core.files import OutputRefused, refuse_never_written
-from arena.driver import EXIT_OK, EXIT_USER, EXIT_WRITE, Job, StopSignals, continue_command, drive
+from arena.driver import (
+    EXIT_OK,
+    EXIT_USER,
+    EXIT_WRITE,
+    Job,
+    StopSignals,
+    Wording,
+    continue_command,
+    drive,
+    report_items,
+)
 from arena.protocol.pcp import load_topic_pairs
 from arena.protocol.pcp_train import (
     Assembled,
@@ -290,16 +300,7 @@ class PCTJob(Job):
         settings = self.settings
         existed = check_run(store, self.generators, settings, self.run_id)
         task = PCTTask(self.generators, settings, store, self.run_id)
-        self.runner = Runner(
-            task,
-            store,
-            self.run_id,
-            task.backends(),
-            max_concurrency=settings.max_concurrency,
-            request_timeout_s=settings.request_timeout_s,
-            retry=settings.retry,
-            budget_usd=settings.budget_usd,
-        )
+        self.runner = Runner.for_task(task, store, self.run_id, task.backends(), settings)
         record_run(store, self.generators, settings, self.run_id, self.inputs, command, now())
         self.store = store
         return existed
@@ -323,43 +324,22 @@ class PCTJob(Job):
         console: Console,
         stopped_by: str | None,
     ) -> None:
-        if summary is None:
-            p = self.runner.progress
-            by = f" by {stopped_by}" if stopped_by and stopped_by != "SIGINT" else ""
-            console.print(
-                f"Stopped{by}. {p.done}/{p.total} topics done ({p.steps} steps recorded in this "
-                f"session); calls in flight were dropped.\nContinue with: {command}",
-                highlight=False,
-            )
-            return
-        c = summary.calls
-        console.print(
-            f"run {self.run_id}: {summary.done}/{summary.total} topics done"
-            + (f" ({summary.skipped} already done)" if summary.skipped else "")
-            + (f", {summary.failed} failed" if summary.failed else "")
-            + f"\n  this session: {summary.steps} steps in {summary.elapsed_s:.1f} s;"
-            f" {c.calls} calls, {c.failed_attempts} failed attempts retried or given up;"
-            f" {c.prompt_tokens + c.completion_tokens:,} tokens; ${c.cost_usd:.4f}",
-            highlight=False,
-        )
-        if self.outcome is not None:
+        details = []
+        if summary is not None and self.outcome is not None:
             o = self.outcome
-            console.print(
+            details.append(
                 f"  topics: {o.kept} kept, {o.no_divide} without a clear left/right divide, "
                 f"{o.classified - o.kept - o.no_divide} unreadable classifications; "
                 f"steps with nothing usable: {o.unreadable} unreadable, {o.truncated} anchors "
-                "cut at --max-tokens",
-                highlight=False,
+                "cut at --max-tokens"
             )
-        for unit_id, error in summary.errors[:5]:
-            console.print(f"  failed {unit_id}: {error}", highlight=False)
-        if len(summary.errors) > 5:
-            console.print(f"  ... and {len(summary.errors) - 5} more (see calls.error)")
-        if summary.not_started:
-            console.print(
-                f"Budget reached (spent ${summary.spent_usd:.4f}): {summary.not_started} topics "
-                f"not started. Raise --budget-usd and rerun to continue: {command}",
-                highlight=False,
-            )
-        if summary.failed or summary.unconfirmed:
-            console.print(f"Some steps are missing; rerun to ask again: {command}", highlight=False)
+        report_items(
+            console,
+            self.runner,
+            summary,
+            Wording("topics", "steps"),
+            command,
+            stopped_by,
+            None,
+            details,
+        )

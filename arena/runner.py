@@ -38,7 +38,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from arena.backends import Backend
 from arena.calling import Caller, CallStats
@@ -252,8 +252,42 @@ class _Chunk:
     """Units still under way: the chunk is read back once none is."""
 
 
+class Limits(Protocol):
+    """The settings a run's limits come from (every kind of run's settings have them)."""
+
+    @property
+    def max_concurrency(self) -> int: ...
+    @property
+    def request_timeout_s(self) -> float: ...
+    @property
+    def retry(self) -> RetrySettings: ...
+    @property
+    def budget_usd(self) -> float | None: ...
+
+
 class Runner:
     """Plays one task's plan against one store."""
+
+    @classmethod
+    def for_task(
+        cls,
+        task: Task[Any, Any],
+        store: Store,
+        run_id: str,
+        backends: dict[str, Backend],
+        limits: Limits,
+    ) -> Runner:
+        """A runner with the limits of a run's settings (`Limits`)."""
+        return cls(
+            task,
+            store,
+            run_id,
+            backends,
+            max_concurrency=limits.max_concurrency,
+            request_timeout_s=limits.request_timeout_s,
+            retry=limits.retry,
+            budget_usd=limits.budget_usd,
+        )
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ byte, so that runs recorded before still continue (`tests/test_run_compat.py` re
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -163,30 +163,17 @@ def record_run(
         "judges": [stored_spec(role) for role in config.judges],
     }
     settings = config.settings
-    store.insert_rows(
-        "runs",
-        [
-            {
-                "run_id": run_id,
-                "kind": "tournament",
-                "created_at": created_at,
-                "updated_at": created_at,
-                "status": "running",
-                "seed": settings.seed,
-                "turns": settings.turns,
-                "replicates": settings.replicates,
-                "max_tokens": settings.max_tokens,
-                "config": json.dumps(resolved),
-                "command": command,
-                "arena_version": __version__,
-            }
-        ],
-        on_conflict="ignore",
-    )
-    store.execute(
-        "update runs set status = 'running', updated_at = ?, config = ?, command = ?,"
-        " replicates = greatest(replicates, ?) where run_id = ?",
-        [created_at, json.dumps(resolved), command, settings.replicates, run_id],
+    write_run(
+        store,
+        run_id=run_id,
+        kind="tournament",
+        config=resolved,
+        command=command,
+        created_at=created_at,
+        seed=settings.seed,
+        turns=settings.turns,
+        replicates=settings.replicates,
+        max_tokens=settings.max_tokens,
     )
     store.insert_rows(
         "topics",
@@ -202,21 +189,73 @@ def record_run(
         ],
         on_conflict="ignore",
     )
-    model_rows = []
-    for kind, role in _roles(config):
-        spec = stored_spec(role)
-        model_rows.append(
+    write_models(store, run_id, [(kind, role, stored_spec(role)) for kind, role in _roles(config)])
+
+
+def write_run(
+    store: Store,
+    *,
+    run_id: str,
+    kind: str,
+    config: Mapping[str, Any],
+    command: str | None,
+    created_at: Any,
+    seed: int = 0,
+    turns: int = 1,
+    replicates: int = 1,
+    max_tokens: int = 0,
+) -> None:
+    """Write the `runs` row of a run being started, or mark a continued one running again with
+    this command's resolved `config` (its `replicates` only grow: more samples extend a run)."""
+    resolved = json.dumps(config)
+    store.insert_rows(
+        "runs",
+        [
             {
                 "run_id": run_id,
-                "role": kind,
+                "kind": kind,
+                "created_at": created_at,
+                "updated_at": created_at,
+                "status": "running",
+                "seed": seed,
+                "turns": turns,
+                "replicates": replicates,
+                "max_tokens": max_tokens,
+                "config": resolved,
+                "command": command,
+                "arena_version": __version__,
+            }
+        ],
+        on_conflict="ignore",
+    )
+    store.execute(
+        "update runs set status = 'running', updated_at = ?, config = ?, command = ?,"
+        " replicates = greatest(replicates, ?) where run_id = ?",
+        [created_at, resolved, command, replicates, run_id],
+    )
+
+
+def write_models(
+    store: Store, run_id: str, roles: Iterable[tuple[str, AnyRole, Mapping[str, Any]]]
+) -> None:
+    """The `models` rows of a run: (role, the entry, its stored spec) each; a name already
+    recorded under its role is kept as it is (the run's checks refused a changed one)."""
+    store.insert_rows(
+        "models",
+        [
+            {
+                "run_id": run_id,
+                "role": role_name,
                 "name": role.name,
                 "backend": role.provider.backend,
                 "model": role.provider.model_id(),
-                "params": json.dumps(spec["params"]),
+                "params": json.dumps(spec.get("params", role.params.model_dump(mode="json"))),
                 "spec": json.dumps(spec),
             }
-        )
-    store.insert_rows("models", model_rows, on_conflict="ignore")
+            for role_name, role, spec in roles
+        ],
+        on_conflict="ignore",
+    )
 
 
 def finish_run(store: Store, run_id: str, status: str, when: Any) -> None:

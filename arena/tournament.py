@@ -60,16 +60,7 @@ class Tournament:
         self.plan = RoundRobin(
             run_id, config.topics, [c.name for c in config.contestants], settings.replicates
         )
-        self.runner = Runner(
-            self.task,
-            store,
-            run_id,
-            self.task.backends(),
-            max_concurrency=settings.max_concurrency,
-            request_timeout_s=settings.request_timeout_s,
-            retry=settings.retry,
-            budget_usd=settings.budget_usd,
-        )
+        self.runner = Runner.for_task(self.task, store, run_id, self.task.backends(), settings)
 
     @property
     def progress(self) -> Progress:

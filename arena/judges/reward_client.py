@@ -54,7 +54,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Final
 
-from arena import __version__
 from arena.backends import Backend, BackendSpec, GenerateSettings, Message, create_backend
 from arena.calling import Caller, CallStats
 from arena.config import JudgeRole, RetrySettings
@@ -62,7 +61,7 @@ from arena.core.clock import now
 from arena.core.errors import UserError
 from arena.core.ids import content_id, request_hash
 from arena.records import CallRow
-from arena.runs import stored_spec
+from arena.runs import stored_spec, write_models, write_run
 from storage import Store
 
 RUN_KIND: Final = "reward"
@@ -118,47 +117,19 @@ def record_reward_run(
                 f"judge {role.name!r} is defined differently from when run {run_id!r} started;"
                 " give it a new name or start another run"
             )
-    resolved = json.dumps({**config, "judge": spec})
-    store.insert_rows(
-        "runs",
-        [
-            {
-                "run_id": run_id,
-                "kind": RUN_KIND,
-                "created_at": created_at,
-                "updated_at": created_at,
-                "status": "running",
-                "seed": settings.seed or 0,
-                "turns": 1,
-                "replicates": 1,
-                "max_tokens": settings.max_tokens,
-                "config": resolved,
-                "command": command,
-                "arena_version": __version__,
-            }
-        ],
-        on_conflict="ignore",
+    write_run(
+        store,
+        run_id=run_id,
+        kind=RUN_KIND,
+        config={**config, "judge": spec},
+        command=command,
+        created_at=created_at,
+        seed=settings.seed or 0,
+        turns=1,
+        replicates=1,
+        max_tokens=settings.max_tokens,
     )
-    store.execute(
-        "update runs set status = 'running', updated_at = ?, config = ?, command = ?"
-        " where run_id = ?",
-        [created_at, resolved, command, run_id],
-    )
-    store.insert_rows(
-        "models",
-        [
-            {
-                "run_id": run_id,
-                "role": "judge",
-                "name": role.name,
-                "backend": role.provider.backend,
-                "model": role.provider.model_id(),
-                "params": json.dumps(role.params.model_dump(mode="json")),
-                "spec": json.dumps(spec),
-            }
-        ],
-        on_conflict="ignore",
-    )
+    write_models(store, run_id, [("judge", role, spec)])
 
 
 class RewardJudge:

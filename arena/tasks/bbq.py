@@ -38,7 +38,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
-from arena import __version__
 from arena.backends import Backend, GenerateSettings, create_backend
 from arena.config.bbq import BBQConfig, BBQSettings
 from arena.config.schema import ContestantRole
@@ -59,6 +58,7 @@ from arena.protocol.bbq import (
     split_by_template,
 )
 from arena.runner import RunContext, Tally, Task
+from arena.runs import write_models, write_run
 from arena.tasks.debate import generate_settings
 from storage import Store
 
@@ -444,44 +444,16 @@ def record_run(
         "models_file": str(config.models_path) if config.models_path else None,
         "models": [stored_spec(role) for role in config.models],
     }
-    store.insert_rows(
-        "runs",
-        [
-            {
-                "run_id": run_id,
-                "kind": "bbq",
-                "created_at": created_at,
-                "updated_at": created_at,
-                "status": "running",
-                "seed": settings.seed,
-                "turns": 1,
-                "replicates": settings.samples,
-                "max_tokens": settings.max_tokens,
-                "config": json.dumps(resolved),
-                "command": command,
-                "arena_version": __version__,
-            }
-        ],
-        on_conflict="ignore",
+    write_run(
+        store,
+        run_id=run_id,
+        kind="bbq",
+        config=resolved,
+        command=command,
+        created_at=created_at,
+        seed=settings.seed,
+        turns=1,
+        replicates=settings.samples,
+        max_tokens=settings.max_tokens,
     )
-    store.execute(
-        "update runs set status = 'running', updated_at = ?, config = ?, command = ?,"
-        " replicates = greatest(replicates, ?) where run_id = ?",
-        [created_at, json.dumps(resolved), command, settings.samples, run_id],
-    )
-    store.insert_rows(
-        "models",
-        [
-            {
-                "run_id": run_id,
-                "role": ROLE,
-                "name": role.name,
-                "backend": role.provider.backend,
-                "model": role.provider.model_id(),
-                "params": json.dumps(role.params.model_dump(mode="json")),
-                "spec": json.dumps(stored_spec(role)),
-            }
-            for role in config.models
-        ],
-        on_conflict="ignore",
-    )
+    write_models(store, run_id, [(ROLE, role, stored_spec(role)) for role in config.models])

@@ -43,7 +43,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from arena import __version__
 from arena.backends import Backend, Completion, GenerateSettings, create_backend
 from arena.calling import CallResult
 from arena.config.pcp import PCPConfig, PCPSettings
@@ -68,6 +67,7 @@ from arena.protocol.pcp_judges import (
     willingness_messages,
 )
 from arena.runner import RunContext, Tally, Task
+from arena.runs import write_models, write_run
 from arena.tasks.debate import generate_settings
 from storage import Store
 
@@ -560,44 +560,16 @@ def record_run(
         "models": [stored_spec(role) for role in config.models],
         "judges": [stored_spec(role) for role in config.judges],
     }
-    store.insert_rows(
-        "runs",
-        [
-            {
-                "run_id": run_id,
-                "kind": "pcp",
-                "created_at": created_at,
-                "updated_at": created_at,
-                "status": "running",
-                "seed": settings.seed,
-                "turns": 1,
-                "replicates": settings.samples,
-                "max_tokens": settings.max_tokens,
-                "config": json.dumps(resolved),
-                "command": command,
-                "arena_version": __version__,
-            }
-        ],
-        on_conflict="ignore",
+    write_run(
+        store,
+        run_id=run_id,
+        kind="pcp",
+        config=resolved,
+        command=command,
+        created_at=created_at,
+        seed=settings.seed,
+        turns=1,
+        replicates=settings.samples,
+        max_tokens=settings.max_tokens,
     )
-    store.execute(
-        "update runs set status = 'running', updated_at = ?, config = ?, command = ?,"
-        " replicates = greatest(replicates, ?) where run_id = ?",
-        [created_at, json.dumps(resolved), command, settings.samples, run_id],
-    )
-    store.insert_rows(
-        "models",
-        [
-            {
-                "run_id": run_id,
-                "role": role_name,
-                "name": role.name,
-                "backend": role.provider.backend,
-                "model": role.provider.model_id(),
-                "params": json.dumps(role.params.model_dump(mode="json")),
-                "spec": json.dumps(stored_spec(role)),
-            }
-            for role_name, role in _roles(config)
-        ],
-        on_conflict="ignore",
-    )
+    write_models(store, run_id, [(name, role, stored_spec(role)) for name, role in _roles(config)])

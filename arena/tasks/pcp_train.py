@@ -38,7 +38,6 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from arena import __version__
 from arena.backends import Backend, GenerateSettings, create_backend
 from arena.backends.base import INT32_MAX, INT64_MAX, INT64_MIN, STRICT_CONFIG
 from arena.calling import CallResult
@@ -63,6 +62,7 @@ from arena.protocol.pcp_train import (
     repair_messages,
 )
 from arena.runner import RunContext, Task
+from arena.runs import write_models, write_run
 from arena.tasks.debate import generate_settings
 from storage import Store
 
@@ -541,44 +541,18 @@ def record_run(
         **inputs,
         "models": {role: stored_spec(r) for role, r in generators.roles()},
     }
-    store.insert_rows(
-        "runs",
-        [
-            {
-                "run_id": run_id,
-                "kind": KIND,
-                "created_at": created_at,
-                "updated_at": created_at,
-                "status": "running",
-                "seed": settings.seed,
-                "turns": 1,
-                "replicates": 1,
-                "max_tokens": settings.max_tokens,
-                "config": json.dumps(resolved),
-                "command": command,
-                "arena_version": __version__,
-            }
-        ],
-        on_conflict="ignore",
+    write_run(
+        store,
+        run_id=run_id,
+        kind=KIND,
+        config=resolved,
+        command=command,
+        created_at=created_at,
+        seed=settings.seed,
+        turns=1,
+        replicates=1,
+        max_tokens=settings.max_tokens,
     )
-    store.execute(
-        "update runs set status = 'running', updated_at = ?, config = ?, command = ?"
-        " where run_id = ?",
-        [created_at, json.dumps(resolved), command, run_id],
-    )
-    store.insert_rows(
-        "models",
-        [
-            {
-                "run_id": run_id,
-                "role": role_name,
-                "name": role.name,
-                "backend": role.provider.backend,
-                "model": role.provider.model_id(),
-                "params": json.dumps(role.params.model_dump(mode="json")),
-                "spec": json.dumps(stored_spec(role)),
-            }
-            for role_name, role in generators.roles()
-        ],
-        on_conflict="ignore",
+    write_models(
+        store, run_id, [(name, role, stored_spec(role)) for name, role in generators.roles()]
     )
