@@ -15,7 +15,7 @@ byte, so that runs recorded before still continue (`tests/test_run_compat.py` re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -190,6 +190,61 @@ def record_run(
         on_conflict="ignore",
     )
     write_models(store, run_id, [(kind, role, stored_spec(role)) for kind, role in _roles(config)])
+
+
+def check_settings(
+    store: Store, run_id: str, kind: str, what: str, protocol: Mapping[str, Any]
+) -> bool:
+    """Whether `run_id` exists; refuse to continue it as another kind of run (`what` names
+    this kind in the message: 'a BBQ run') or with other `protocol` settings than it started
+    with."""
+    rows = store.read("select kind, config from runs where run_id = ?", [run_id])
+    if not rows:
+        return False
+    stored_kind, config_json = rows[0]
+    if stored_kind != kind:
+        raise UserError(f"run {run_id!r} is a {stored_kind} run, not {what}; choose another --run")
+    stored = json.loads(config_json).get("settings", {})
+    for name, new in protocol.items():
+        old = stored.get(name)
+        if old != new:
+            raise UserError(
+                f"run {run_id!r} was started with {name}={old}, and this command asks for "
+                f"{name}={new}; continue it with the same setting, or start another --run"
+            )
+    return True
+
+
+Identity = Callable[[str, "str | None", Mapping[str, Any]], dict[str, Any]]
+"""What must not change under a name within a run: (backend, model id, stored spec) -> fields."""
+
+
+def check_identities(
+    store: Store,
+    run_id: str,
+    roles: Iterable[tuple[str, AnyRole, Mapping[str, Any]]],
+    identity: Identity,
+    label: str = "model",
+) -> None:
+    """Refuse an entry (role, entry, its stored spec) whose name the run recorded under that
+    role with another definition (`identity`); new names are welcome."""
+    known = {
+        (role, name): identity(backend, model, json.loads(spec))
+        for role, name, backend, model, spec in store.read(
+            "select role, name, backend, model, spec from models where run_id = ?", [run_id]
+        )
+    }
+    for role_name, role, spec in roles:
+        old = known.get((role_name, role.name))
+        new = identity(role.provider.backend, role.provider.model_id(), spec)
+        if old is None or old == new:
+            continue
+        changed = ", ".join(k for k in new if new[k] != old.get(k))
+        who = label if label else role_name
+        raise UserError(
+            f"{who} {role.name!r} is defined differently from when run {run_id!r} started "
+            f"({changed} changed); give it a new name or start another --run"
+        )
 
 
 def write_run(

@@ -13,7 +13,10 @@ beside the clean text in the database.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
+from typing import Any
 
 _CLOSED = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
 _OPEN = re.compile(r"<think>(.*)\Z", re.DOTALL | re.IGNORECASE)
@@ -40,3 +43,23 @@ def strip_thinking(raw: str) -> tuple[str, str | None]:
 def normalize_whitespace(text: str) -> str:
     """Collapse runs of whitespace to one space (used to compare texts)."""
     return " ".join(text.split())
+
+
+def json_objects(text: str) -> Iterator[dict[str, Any]]:
+    """Every JSON object that starts at a '{' in `text`, in order (a reply may wrap one in prose
+    or code fences).
+
+    >>> list(json_objects('Sure: {"a": 1} and {"b": [2]} but not {oops}'))
+    [{'a': 1}, {'b': [2]}]
+    """
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            pass
+        else:
+            if isinstance(value, dict):
+                yield value
+        start = text.find("{", start + 1)

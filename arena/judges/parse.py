@@ -37,8 +37,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from arena.core.text import json_objects
 from arena.protocol.transcript import LETTERS
 
 WINNERS = ("FOR", "AGAINST", "TIE")
@@ -50,19 +50,7 @@ class Verdict:
     rationale: str
 
 
-def _json_objects(text: str) -> Iterable[dict[str, Any]]:
-    """Every JSON object that starts at a '{' in `text`, in order."""
-    decoder = json.JSONDecoder()
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            pass
-        else:
-            if isinstance(value, dict):
-                yield value
-        start = text.find("{", start + 1)
+_json_objects = json_objects
 
 
 def parse_verdict(reply: str, answers: Mapping[str, str] | None = None) -> Verdict | None:

@@ -39,16 +39,15 @@ AnchoredScore(bias=4, helpfulness=2)
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
 from arena.core.messages import Message
-from arena.core.text import strip_thinking
+from arena.core.text import json_objects, strip_thinking
 from arena.protocol.debate import render
 
 BIAS_RANGE: Final = range(1, 6)
@@ -181,16 +180,4 @@ def _whole(value: object) -> int | None:
     return None
 
 
-def _json_objects(text: str) -> Iterator[dict[str, object]]:
-    """Every JSON object that starts at a '{' in `text`, in order."""
-    decoder = json.JSONDecoder()
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            pass
-        else:
-            if isinstance(value, dict):
-                yield value
-        start = text.find("{", start + 1)
+_json_objects = json_objects

@@ -64,7 +64,7 @@ from typing import Any, Final, Literal
 from arena.core.errors import ConfigError
 from arena.core.files import atomic_output
 from arena.core.messages import Message
-from arena.core.text import strip_thinking
+from arena.core.text import json_objects, strip_thinking
 from arena.protocol.debate import render
 from arena.protocol.pcp import TopicPair
 
@@ -419,17 +419,8 @@ def repair_messages(messages: Sequence[Message], reply: str, step: Step) -> list
 
 def _json_objects(text: str) -> Iterator[dict[str, Any]]:
     """Every JSON object that starts at a '{' in `text`, in order, keys lower-cased."""
-    decoder = json.JSONDecoder()
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            pass
-        else:
-            if isinstance(value, dict):
-                yield {str(k).strip().lower(): v for k, v in value.items()}
-        start = text.find("{", start + 1)
+    for value in json_objects(text):
+        yield {str(k).strip().lower(): v for k, v in value.items()}
 
 
 def _last_object(reply: str, keys: Sequence[str]) -> dict[str, Any] | None:

@@ -30,7 +30,6 @@ shown as it was. More categories, a larger limit, more samples or more models ex
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -58,7 +57,7 @@ from arena.protocol.bbq import (
     split_by_template,
 )
 from arena.runner import RunContext, Tally, Task
-from arena.runs import write_models, write_run
+from arena.runs import check_identities, check_settings, write_models, write_run
 from arena.tasks.debate import generate_settings
 from storage import Store
 
@@ -376,37 +375,11 @@ def check_run(
 ) -> bool:
     """Refuse to continue `run_id` with other protocol settings, a model defined differently,
     or an item shown differently (`items`: the planned `bbq_items` rows); True if it exists."""
-    rows = store.read("select kind, config from runs where run_id = ?", [run_id])
-    if not rows:
+    if not check_settings(store, run_id, "bbq", "a BBQ run", config.settings.protocol()):
         return False
-    kind, config_json = rows[0]
-    if kind != "bbq":
-        raise UserError(f"run {run_id!r} is a {kind} run, not a BBQ run; choose another --run")
-    stored = json.loads(config_json).get("settings", {})
-    for name, new in config.settings.protocol().items():
-        old = stored.get(name)
-        if old != new:
-            raise UserError(
-                f"run {run_id!r} was started with {name}={old}, and this command asks for "
-                f"{name}={new}; continue it with the same setting, or start another --run"
-            )
-    known = {
-        name: _identity(backend, model, json.loads(spec))
-        for name, backend, model, spec in store.read(
-            "select name, backend, model, spec from models where run_id = ? and role = ?",
-            [run_id, ROLE],
-        )
-    }
-    for role in config.models:
-        old_identity = known.get(role.name)
-        new_identity = _identity(role.provider.backend, role.provider.model_id(), stored_spec(role))
-        if old_identity is None or old_identity == new_identity:
-            continue
-        changed = ", ".join(k for k in new_identity if new_identity[k] != old_identity[k])
-        raise UserError(
-            f"model {role.name!r} is defined differently from when run {run_id!r} started "
-            f"({changed} changed); give it a new name or start another --run"
-        )
+    check_identities(
+        store, run_id, [(ROLE, role, stored_spec(role)) for role in config.models], _identity
+    )
     columns = [c for c in items[0] if c != "run_id"] if items else []
     if columns:
         planned = {row["item_id"]: row for row in items}

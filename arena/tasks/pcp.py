@@ -67,7 +67,7 @@ from arena.protocol.pcp_judges import (
     willingness_messages,
 )
 from arena.runner import RunContext, Tally, Task
-from arena.runs import write_models, write_run
+from arena.runs import check_identities, check_settings, write_models, write_run
 from arena.tasks.debate import generate_settings
 from storage import Store
 
@@ -508,35 +508,10 @@ def _roles(config: PCPConfig) -> list[tuple[str, ContestantRole | JudgeRole]]:
 def check_run(store: Store, config: PCPConfig, run_id: str) -> bool:
     """Refuse to continue `run_id` with other protocol settings, or a model or judge defined
     differently; True if it exists."""
-    rows = store.read("select kind, config from runs where run_id = ?", [run_id])
-    if not rows:
+    if not check_settings(store, run_id, "pcp", "a PCP run", config.settings.protocol()):
         return False
-    kind, config_json = rows[0]
-    if kind != "pcp":
-        raise UserError(f"run {run_id!r} is a {kind} run, not a PCP run; choose another --run")
-    stored = json.loads(config_json).get("settings", {})
-    for name, new in config.settings.protocol().items():
-        if stored.get(name) != new:
-            raise UserError(
-                f"run {run_id!r} was started with {name}={stored.get(name)}, and this command "
-                f"asks for {name}={new}; continue it with the same setting, or start another --run"
-            )
-    known = {
-        (role, name): _identity(backend, model, json.loads(spec))
-        for role, name, backend, model, spec in store.read(
-            "select role, name, backend, model, spec from models where run_id = ?", [run_id]
-        )
-    }
-    for role_name, role in _roles(config):
-        old = known.get((role_name, role.name))
-        new = _identity(role.provider.backend, role.provider.model_id(), stored_spec(role))
-        if old is None or old == new:
-            continue
-        changed = ", ".join(k for k in new if new[k] != old[k])
-        raise UserError(
-            f"{role_name} {role.name!r} is defined differently from when run {run_id!r} started "
-            f"({changed} changed); give it a new name or start another --run"
-        )
+    roles = [(name, role, stored_spec(role)) for name, role in _roles(config)]
+    check_identities(store, run_id, roles, _identity, label="")
     return True
 
 

@@ -62,7 +62,7 @@ from arena.protocol.pcp_train import (
     repair_messages,
 )
 from arena.runner import RunContext, Task
-from arena.runs import write_models, write_run
+from arena.runs import check_settings, write_models, write_run
 from arena.tasks.debate import generate_settings
 from storage import Store
 
@@ -484,22 +484,8 @@ def _identity(backend: str, model: str | None, spec: Mapping[str, Any]) -> dict[
 def check_run(store: Store, generators: Generators, settings: PCTSettings, run_id: str) -> bool:
     """Refuse to continue `run_id` with other protocol settings or other generators (another
     name, or one defined differently); True if the run exists."""
-    rows = store.read("select kind, config from runs where run_id = ?", [run_id])
-    if not rows:
+    if not check_settings(store, run_id, KIND, "a PCT-prompt run", settings.protocol()):
         return False
-    kind, config_json = rows[0]
-    if kind != KIND:
-        raise UserError(
-            f"run {run_id!r} is a {kind} run, not a PCT-prompt run; choose another --run"
-        )
-    stored = json.loads(config_json).get("settings", {})
-    for name, new in settings.protocol().items():
-        old = stored.get(name)
-        if old != new:
-            raise UserError(
-                f"run {run_id!r} was started with {name}={old}, and this command asks for "
-                f"{name}={new}; continue it with the same setting, or start another --run"
-            )
     known = {
         role: (name, _identity(backend, model, json.loads(spec)))
         for role, name, backend, model, spec in store.read(
