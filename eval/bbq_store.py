@@ -43,6 +43,7 @@ from eval.bbq import (
     compare_rows,
     score_rows,
 )
+from eval.runs import choose_run
 from storage import run_query
 
 FLAGS: Final = {
@@ -110,21 +111,7 @@ def _json(value: Any) -> dict[str, Any]:
 def _choose_run(db: str | os.PathLike[str], run_id: str | None) -> tuple[Any, ...]:
     """(run id, status, config, items registered, models with answers) of the run asked for,
     or of the file's only BBQ run."""
-    runs = run_query(db, RUNS_SQL).rows
-    names = [str(r[0]) for r in runs]
-    if run_id is not None:
-        for row in runs:
-            if row[0] == run_id:
-                return tuple(row)
-        known = f" (BBQ runs: {', '.join(names)})" if names else ""
-        raise UserError(f"{db}: no BBQ run {run_id!r}{known}")
-    if not runs:
-        raise UserError(f"{db}: no BBQ run in this file (arena bbq run records one)")
-    if len(runs) > 1:
-        raise UserError(
-            f"{db}: it holds {len(runs)} BBQ runs; choose one with --run: " + ", ".join(names)
-        )
-    return tuple(runs[0])
+    return choose_run(db, run_query(db, RUNS_SQL).rows, run_id, "BBQ", "arena bbq run")
 
 
 def _models(

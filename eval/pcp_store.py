@@ -34,6 +34,7 @@ from eval.pcp import (
     score_even_handedness,
     score_pcp,
 )
+from eval.runs import choose_run
 from storage import run_query
 
 SCHEMA_VERSION: Final = 1
@@ -135,21 +136,7 @@ class PCPReport(_Model):
 
 
 def _choose_run(db: str | os.PathLike[str], run_id: str | None) -> tuple[Any, ...]:
-    runs = run_query(db, RUNS_SQL).rows
-    names = [str(r[0]) for r in runs]
-    if run_id is not None:
-        for row in runs:
-            if row[0] == run_id:
-                return tuple(row)
-        known = f" (PCP runs: {', '.join(names)})" if names else ""
-        raise UserError(f"{db}: no PCP run {run_id!r}{known}")
-    if not runs:
-        raise UserError(f"{db}: no PCP run in this file (arena pcp run records one)")
-    if len(runs) > 1:
-        raise UserError(
-            f"{db}: it holds {len(runs)} PCP runs; choose one with --run: " + ", ".join(names)
-        )
-    return tuple(runs[0])
+    return choose_run(db, run_query(db, RUNS_SQL).rows, run_id, "PCP", "arena pcp run")
 
 
 def _opt(value: Any) -> float | None:

@@ -27,7 +27,15 @@ from pathlib import Path
 
 import typer
 
-from arena.cli.common import DB_OPTION, EXIT_WRITE, fail, interruptible, reported, write_output
+from arena.cli.common import (
+    DB_OPTION,
+    EXIT_WRITE,
+    check_report_out,
+    emit,
+    fail,
+    interruptible,
+    reported,
+)
 
 app = typer.Typer(
     name="bbq",
@@ -117,11 +125,7 @@ def score(
         terminal(report, Console())
         return
     text = json_text(report) if fmt is BBQFormat.json else markdown(report)
-    if out is None:
-        typer.echo(text)
-        return
-    write_output(out, text if text.endswith("\n") else text + "\n", force=force)
-    typer.echo(f"wrote {out}")
+    emit(text, out, force=force)
 
 
 @app.command()
@@ -215,15 +219,7 @@ def report(
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
 ) -> None:
     """A BBQ run's scores per model and category, from the database; works mid-run."""
-    if out is not None and fmt is ReportFormat.table:
-        fail("--out: choose --format json, markdown or html to write a file")
-    if out is not None and not out.parent.is_dir():
-        fail(f"--out: no directory {out.parent}")
-    if out is not None:
-        from arena.core.files import check_output
-
-        with reported():
-            check_output(out, force=force, protected=[db])
+    check_report_out(out, table=fmt is ReportFormat.table, force=force, db=db)
 
     from eval.bbq_render import html, json_text, markdown, terminal
     from eval.bbq_store import build_store_report
@@ -244,11 +240,7 @@ def report(
         return
     renderers = {ReportFormat.json: json_text, ReportFormat.markdown: markdown}
     text = html(scores) if fmt is ReportFormat.html else renderers[fmt](scores)
-    if out is None:
-        typer.echo(text)
-        return
-    write_output(out, text if text.endswith("\n") else text + "\n", force=force)
-    typer.echo(f"wrote {out}")
+    emit(text, out, force=force)
 
 
 @app.command()

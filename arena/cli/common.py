@@ -158,3 +158,28 @@ def write_output(out: Path, text: str, *, force: bool) -> None:
         except OSError as error:
             code = EXIT_WRITE if error.errno == errno.ENOSPC else 2
             fail(f"{out}: could not write the report: {error.strerror or error}", code=code)
+
+
+def check_report_out(out: Path | None, *, table: bool, force: bool, db: Path) -> None:
+    """Refuse, before any work, an `--out` a report cannot be written to: with the terminal
+    table (choose a file format), in a missing folder, over a file without `--force`, or over
+    the database itself."""
+    if out is None:
+        return
+    if table:
+        fail("--out: choose --format json, markdown or html to write a file")
+    if not out.parent.is_dir():
+        fail(f"--out: no directory {out.parent}")
+    from arena.core.files import check_output
+
+    with reported():
+        check_output(out, force=force, protected=[db])
+
+
+def emit(text: str, out: Path | None, *, force: bool) -> None:
+    """Print `text`, or write it to `out` whole (`write_output`) and say so."""
+    if out is None:
+        typer.echo(text)
+        return
+    write_output(out, text if text.endswith("\n") else text + "\n", force=force)
+    typer.echo(f"wrote {out}")

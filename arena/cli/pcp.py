@@ -23,7 +23,7 @@ from pathlib import Path
 
 import typer
 
-from arena.cli.common import DB_OPTION, fail, reported, write_output
+from arena.cli.common import DB_OPTION, check_report_out, emit, fail, reported
 from arena.cli.pcp_train import build_train, overlap
 
 app = typer.Typer(
@@ -156,15 +156,7 @@ def report(
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
 ) -> None:
     """A PCP run's scores per model (and judge), from the database; works mid-run."""
-    if out is not None and fmt is ReportFormat.table:
-        fail("--out: choose --format json, markdown or html to write a file")
-    if out is not None and not out.parent.is_dir():
-        fail(f"--out: no directory {out.parent}")
-    if out is not None:
-        from arena.core.files import check_output
-
-        with reported():
-            check_output(out, force=force, protected=[db])
+    check_report_out(out, table=fmt is ReportFormat.table, force=force, db=db)
 
     from eval.pcp_render import print_tables, render_html, render_markdown
     from eval.pcp_store import build_report
@@ -188,8 +180,4 @@ def report(
         text = render_markdown(built)
     else:
         text = render_html(built)
-    if out is None:
-        typer.echo(text)
-        return
-    write_output(out, text if text.endswith("\n") else text + "\n", force=force)
-    typer.echo(f"wrote {out}")
+    emit(text, out, force=force)
