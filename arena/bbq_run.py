@@ -99,11 +99,6 @@ class BBQJob(Job):
         record_run(store, config, self.run_id, self.data, len(self.items), command, now())
         return existed
 
-    async def play(self) -> RunSummary:
-        if self.plan is None:
-            raise AssertionError("unreachable: play before start")
-        return await self.runner.run(self.plan, len(self.plan))
-
     def held(self, store: Store) -> str:
         if self.plan is None:
             return ""

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 
@@ -50,20 +50,31 @@ EXIT_WRITE = 4
 """The database could not be written (disk full, out of memory): not a mistake in the input."""
 
 
+class Plan(Protocol):
+    """What a job plays: units read lazily, and how many there are."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
 class Job(ABC):
     """One run of some kind, as `drive` plays it."""
 
     runner: Runner
     """Set by `start`."""
+    plan: Plan | None = None
+    """The units to play, set by `start` for the default `play`."""
 
     @abstractmethod
     def start(self, store: Store, command: str) -> bool:
         """Check the run against what the store holds (raising `UserError` on a mismatch), set
         up `runner` and record the run; True if the run existed before."""
 
-    @abstractmethod
     async def play(self) -> RunSummary:
-        """Play the plan with `runner`."""
+        """Play `plan` with `runner` (a kind whose plan is not a sized iterable overrides it)."""
+        if self.plan is None:
+            raise AssertionError("unreachable: play before start")
+        return await self.runner.run(self.plan, len(self.plan))
 
     def held(self, store: Store) -> str:
         """What the store holds of the run, as a clause for the write-failure message

@@ -85,11 +85,6 @@ class PCPJob(Job):
         record_run(store, config, self.run_id, self.pairs, len(self.items), command, now())
         return existed
 
-    async def play(self) -> RunSummary:
-        if self.plan is None:
-            raise AssertionError("unreachable: play before start")
-        return await self.runner.run(self.plan, len(self.plan))
-
     def held(self, store: Store) -> str:
         if self.plan is None:
             return ""
