@@ -308,6 +308,29 @@ EXPECTED_SCHEMA: dict[str, list[tuple[str, str]]] = {
         ("model", "VARCHAR"),
         ("created_at", "TIMESTAMP"),
     ],
+    "training_runs": [  # 0007_training.sql
+        ("run_id", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("base", "VARCHAR"),
+        ("output_dir", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("stop_reason", "VARCHAR"),
+        ("steps", "INTEGER"),
+        ("adapter_step", "INTEGER"),
+        ("config", "JSON"),
+        ("pairs", "JSON"),
+        ("command", "VARCHAR"),
+        ("arena_version", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("finished_at", "TIMESTAMP"),
+    ],
+    "training_metrics": [
+        ("run_id", "VARCHAR"),
+        ("step", "INTEGER"),
+        ("name", "VARCHAR"),
+        ("value", "DOUBLE"),
+        ("created_at", "TIMESTAMP"),
+    ],
 }
 
 EXPECTED_PRIMARY_KEYS = {
@@ -323,6 +346,8 @@ EXPECTED_PRIMARY_KEYS = {
     "runs": ["run_id"],
     "schema_migrations": ["version"],
     "topics": ["run_id", "topic_id"],
+    "training_metrics": ["run_id", "step", "name"],
+    "training_runs": ["run_id"],
     "turns": ["debate_id", "turn_index"],
     "verdicts": ["debate_id", "judge", "variant"],
 }
@@ -334,6 +359,7 @@ SHIPPED = [
     (4, "bbq"),
     (5, "pcp"),
     (6, "pcp_train"),
+    (7, "training"),
 ]
 NEXT = SHIPPED[-1][0] + 1
 """The version of a test's own migration, after the shipped ones."""

@@ -1,5 +1,15 @@
-"""training: DPO and GRPO LoRA runs with TRL and PEFT (the `train` extra).
+"""training: LoRA adapters trained with TRL and PEFT on what the arena recorded (the `train` extra).
 
-Heavy and optional: nothing imports this package at module level.
-Not written yet: see the project's issues on training.
+- `config`: `ArenaDPOConfig` (TRL's `DPOConfig` with PERSUADE's defaults and the perplexity
+  safety stop) and `ArenaLoraConfig` (PEFT's `LoraConfig`); defaults < YAML < flags.
+- `dpo`: `train_dpo`, the whole `arena train dpo` run (docs/training.md).
+- `callbacks`: the perplexity safety stop, the metrics recorder, the progress bar.
+- `perplexity`: the perplexity of held-out chosen texts.
+- `records`: the run's rows in `training_runs` and `training_metrics`.
+- `adapters`: vLLM's rules for a servable LoRA adapter; the adapter folder's `arena.json`.
+- `deps`: whether the `train` extra is installed (standard library only).
+
+Heavy and optional: nothing imports this package at module level (only `arena.cli`, inside its
+commands), and `config`, `dpo` and `callbacks` import torch, transformers, TRL and PEFT when
+imported. Not written yet: SFT, GRPO, probes and steering (see the project's issues).
 """

@@ -9,6 +9,7 @@ the work; `common` holds the shared `--db` option and error reporting.
   `score` (`eval.bbq`), `export` (`pairing.bbq_export`).
 - `pcp`: paired political prompts, a group of commands: `run` (`arena.pcp_run`), `report`
   (`eval.pcp`), `build-train` (`arena.pcp_train_run`) and `overlap`.
+- `train`: LoRA training on what the arena recorded (`training`): `dpo`.
 
 A user's mistake is one line, `error: ...`, exit code 2, no traceback. Everything heavy (the
 engine, the backends, pydantic models, DuckDB) is imported inside the commands, so that
@@ -21,7 +22,7 @@ import sys
 
 import typer
 
-from arena.cli import bbq, pairs, pcp, rank, sql, tournament
+from arena.cli import bbq, pairs, pcp, rank, sql, tournament, train
 
 app = typer.Typer(
     name="arena",
@@ -34,6 +35,7 @@ for command in (tournament.tournament, sql.sql, rank.rank, pairs.pairs):
     app.command()(command)
 app.add_typer(bbq.app, name="bbq")
 app.add_typer(pcp.app, name="pcp")
+app.add_typer(train.app, name="train")
 
 
 def _version(value: bool) -> None:

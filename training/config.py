@@ -1,0 +1,317 @@
+"""The settings of a training run: TRL's `DPOConfig` and PEFT's `LoraConfig` with our defaults,
+read from defaults < YAML file < flags.
+
+- `ArenaDPOConfig` extends TRL's `DPOConfig` (a `transformers.TrainingArguments`), so every TRL
+  and transformers setting can be given in the YAML file by its own name, and adds ours: the
+  perplexity safety stop (`ppl_bound`, `ppl_every`, `ppl_texts`, `ppl_batch_size`).
+- `ArenaLoraConfig` extends PEFT's `LoraConfig`; the YAML file gives it as a `lora:` section.
+- `load_train_config(out, config_file, flags)` merges the three layers, key by key, and returns a
+  `TrainConfig` that also says where each value it was given came from (`origins`).
+
+The defaults are PERSUADE's DPO recipe (a published debate-arena framework: a LoRA on a
+Qwen3-4B, 81,192 turn-level pairs): LoRA r 16, alpha 32, dropout 0.05 on all linear layers; beta
+0.2; learning rate 5e-6; batch 8; 1 epoch; warmup ratio 0.05; weight decay 0.01; max grad norm
+1.0; mixed precision; a perplexity safety stop at 10.0. Where TRL's defaults differ we say so:
+
+- `per_device_train_batch_size` 8: PERSUADE's batch of 8 on one device. The *effective* batch is
+  per-device batch x `gradient_accumulation_steps` x the number of processes (GPUs); with several
+  GPUs lower one of the first two to keep 8.
+- `warmup_steps` 0.05: transformers 5 has no `warmup_ratio`; a `warmup_steps` below 1 is a ratio.
+- `bf16`: None means on where a GPU computes bfloat16, off on the CPU (TRL turns it on everywhere,
+  and a CPU without native bfloat16 emulates it slowly).
+- `disable_dropout` False: TRL turns dropout off (including LoRA's), which would make PERSUADE's
+  LoRA dropout a dead setting; the base models we train have no dropout of their own.
+- `save_total_limit` 3: every checkpoint holds the optimizer state; the safety stop needs only the
+  newest (every saved checkpoint passed the perplexity check, see training/callbacks.py).
+- `report_to` "none" (transformers' default): `report_to: tensorboard` in the YAML turns it on.
+- `activation_checkpointing` True: TRL's default, under transformers 5's new name
+  (`gradient_checkpointing` is its deprecated alias, still accepted).
+
+An unknown key is one `ConfigError` naming the file, its line and the key, with the closest known
+key when there is one; a value of the wrong type likewise (values are checked against the field's
+annotation with pydantic, which also reads YAML's `5e-6`, a string to YAML 1.1, as a float).
+
+Simplified on purpose: only the LoRA section is nested; the whole TRL/transformers surface is
+accepted as it is (a setting that makes no sense for us, such as `push_to_hub`, is passed on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peft import LoraConfig
+from pydantic import TypeAdapter, ValidationError
+from trl.trainer.dpo_config import DPOConfig
+
+from arena.config.errors import Positions
+from arena.core.errors import ConfigError, UserError
+
+LORA_SECTION = "lora"
+"""The YAML key of the LoRA settings."""
+MANAGED_FIELDS = {"output_dir": "--out"}
+"""TrainingArguments fields the command sets itself: not accepted in the YAML file."""
+MANAGED_LORA_FIELDS = {"task_type": "always CAUSAL_LM"}
+
+
+def gpu_available() -> bool:
+    """Whether torch sees a GPU."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def gpu_computes_bf16() -> bool:
+    """Whether torch sees a GPU that computes in bfloat16 (Ampere or later)."""
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+@dataclass
+class ArenaDPOConfig(DPOConfig):
+    """TRL's DPOConfig with PERSUADE's hyperparameters as defaults, and the safety stop."""
+
+    learning_rate: float = 5e-6
+    beta: float = 0.2
+    per_device_train_batch_size: int = 8
+    """PERSUADE's batch of 8; the effective batch is this x gradient_accumulation_steps x GPUs."""
+    per_device_eval_batch_size: int = 8
+    num_train_epochs: float = 1.0
+    warmup_steps: float = 0.05
+    """A ratio of the training steps when below 1 (transformers 5 dropped `warmup_ratio`)."""
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    bf16: bool | None = None  # type: ignore[assignment]  # None: decided here
+    """None: on where a GPU computes bfloat16, else off (the CPU trains in float32)."""
+    disable_dropout: bool = False
+    """Keep LoRA's dropout (TRL's default True would turn it off)."""
+    save_total_limit: int | None = 3
+    activation_checkpointing: bool | None = True
+    """TRL's default (it saves memory on a GPU at ~20% of speed); false speeds up CPU runs."""
+    gradient_checkpointing: bool | None = None  # type: ignore[assignment]
+    """transformers 5's deprecated name of `activation_checkpointing`."""
+    report_to: str | list[str] | None = "none"
+
+    ppl_bound: float = 10.0
+    """Stop when the perplexity of the held-out chosen texts passes this (PERSUADE: 10.0)."""
+    ppl_every: int = 100
+    """Check the perplexity every this many optimizer steps (and at the last); 0: never."""
+    ppl_texts: int = 32
+    """How many distinct held-out (prompt, chosen) texts the check scores, a seeded choice."""
+    ppl_batch_size: int = 4
+    """Texts per forward pass of the check (its logits are batch x length x vocabulary)."""
+
+    def __post_init__(self) -> None:
+        if self.bf16 is None:
+            self.bf16 = False if self.fp16 else gpu_computes_bf16()
+        if self.gradient_checkpointing is not None:  # the old name, given: it wins, as in TRL
+            self.activation_checkpointing = None
+        if self.dataloader_pin_memory and not gpu_available():
+            self.dataloader_pin_memory = False  # torch warns that it means nothing without one
+        if self.ppl_every < 0:
+            raise ValueError("ppl_every must be 0 (no safety stop) or a number of steps")
+        if self.ppl_texts < 1 or self.ppl_batch_size < 1:
+            raise ValueError("ppl_texts and ppl_batch_size must be at least 1")
+        if not self.ppl_bound > 1.0:
+            raise ValueError("ppl_bound must be above 1 (a perplexity is at least 1)")
+        super().__post_init__()  # type: ignore[no-untyped-call]
+
+
+@dataclass
+class ArenaLoraConfig(LoraConfig):
+    """PEFT's LoraConfig with PERSUADE's LoRA: r 16, alpha 32, dropout 0.05, all linear layers,
+    nothing else saved (what vLLM serves; see training/adapters.py)."""
+
+    r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] | str | None = field(default="all-linear")
+    """"all-linear": every linear layer but the output layer (PEFT's rule)."""
+    task_type: Any = "CAUSAL_LM"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The settings of one run, merged."""
+
+    dpo: ArenaDPOConfig
+    lora: ArenaLoraConfig
+    origins: dict[str, str]
+    """Where each value that is not a default came from: `dpo.yaml:3` or `--learning-rate`;
+    LoRA keys as `lora.r`."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Every setting, JSON-safe (as recorded in `training_runs.config` and `arena.json`)."""
+        import json
+
+        dpo = json.loads(self.dpo.to_json_string())  # type: ignore[no-untyped-call]
+        lora = self.lora.to_dict()  # type: ignore[no-untyped-call]
+        lora = json.loads(json.dumps(lora, default=_json_default))
+        return {"dpo": dpo, "lora": lora, "origins": dict(self.origins)}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    return str(value)
+
+
+# --- the fields and their types -----------------------------------------------------------------
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, Any]:
+    """The init fields of dataclass `cls` and their annotations."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+
+
+def dpo_fields() -> dict[str, Any]:
+    """The keys the YAML file may set at its top level (and the LoRA section's key)."""
+    return {k: v for k, v in _fields(ArenaDPOConfig).items() if k not in MANAGED_FIELDS}
+
+
+def lora_fields() -> dict[str, Any]:
+    """The keys of the YAML file's `lora:` section."""
+    return {k: v for k, v in _fields(ArenaLoraConfig).items() if k not in MANAGED_LORA_FIELDS}
+
+
+@functools.cache
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def check_value(annotation: Any, value: Any) -> Any:
+    """`value` converted to the field's type; ValueError with pydantic's first message."""
+    if annotation is Any:
+        return value
+    try:
+        return _adapter(annotation).validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+
+
+def _unknown(key: str, known: Mapping[str, Any], where: str = "") -> str:
+    if key in MANAGED_FIELDS and not where:
+        return f"set by {MANAGED_FIELDS[key]}, not in the config file"
+    if key in MANAGED_LORA_FIELDS and where:
+        return f"not a setting here ({MANAGED_LORA_FIELDS[key]})"
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {where}setting{hint}"
+
+
+# --- the three layers ---------------------------------------------------------------------------
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The DPO values, the LoRA values and their origins (`file:line`) of a YAML config file.
+
+    Raises ConfigError (file:line: key: problem) on an unknown key or a value of the wrong type.
+    """
+    from arena.config.load import parse_yaml
+
+    source = str(path)
+    data, positions = parse_yaml(path)
+    if data is None:
+        return {}, {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, None, "a training config is a mapping of settings", 1)
+    dpo: dict[str, Any] = {}
+    lora: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    known = dpo_fields()
+    for key, value in data.items():
+        key = str(key)
+        line = positions.get((key,))
+        if key == LORA_SECTION:
+            if not isinstance(value, dict):
+                raise ConfigError(source, key, "a mapping of LoRA settings (r, lora_alpha, ...)")
+            _read_section(value, source, positions, lora, origins)
+            continue
+        if key not in known:
+            raise ConfigError(source, key, _unknown(key, {**known, LORA_SECTION: None}), line)
+        dpo[key] = _checked(known[key], value, source, key, line)
+        origins[key] = f"{source}:{line}" if line else source
+    return dpo, lora, origins
+
+
+def _read_section(
+    section: dict[str, Any],
+    source: str,
+    positions: Positions,
+    out: dict[str, Any],
+    origins: dict[str, str],
+) -> None:
+    known = lora_fields()
+    for key, value in section.items():
+        key = str(key)
+        line = positions.get((LORA_SECTION, key))
+        name = f"{LORA_SECTION}.{key}"
+        if key not in known:
+            raise ConfigError(source, name, _unknown(key, known, "LoRA "), line)
+        out[key] = _checked(known[key], value, source, name, line)
+        origins[name] = f"{source}:{line}" if line else source
+
+
+def _checked(annotation: Any, value: Any, source: str, name: str, line: int | None) -> Any:
+    try:
+        return check_value(annotation, value)
+    except ValueError as exc:
+        raise ConfigError(source, name, str(exc), line) from None
+
+
+def load_train_config(
+    out: Path,
+    config_file: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    flag_names: Mapping[str, str] | None = None,
+) -> TrainConfig:
+    """defaults < `config_file` < `flags`, merged key by key, as a TrainConfig for `out`.
+
+    `flags`: the values given on the command line (None: not given), DPO fields by name and
+    LoRA fields as `lora.<name>`; `flag_names`: the flag of each key, for errors and origins.
+    An error in the merged whole (TRL or transformers refusing a combination) is a ConfigError
+    of the file when there is one.
+    """
+    dpo: dict[str, Any] = {}
+    lora: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if config_file is not None:
+        dpo, lora, origins = read_config_file(config_file)
+    names = dict(flag_names or {})
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        flag = names.get(key, "--" + key.replace("_", "-").replace(".", "-"))
+        section, _, name = key.rpartition(".")
+        target, known = (lora, lora_fields()) if section == LORA_SECTION else (dpo, dpo_fields())
+        if name not in known:
+            raise UserError(f"{flag}: not a training setting")
+        try:
+            target[name] = check_value(known[name], value)
+        except ValueError as exc:
+            raise UserError(f"{flag}: {exc}") from None
+        origins[key] = flag
+    source = str(config_file) if config_file is not None else "settings"
+    try:
+        dpo_config = ArenaDPOConfig(output_dir=str(out), **dpo)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(source, None, _first_line(exc)) from None
+    try:
+        lora_config = ArenaLoraConfig(**lora)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(source, LORA_SECTION, _first_line(exc)) from None
+    return TrainConfig(dpo_config, lora_config, origins)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
