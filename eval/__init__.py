@@ -4,6 +4,8 @@ It reads what the engine recorded (through `storage`) and never calls a model.
 
 - `eval.ratings`: the pure rating math (battles aggregated into counts, Bradley-Terry with a
   FOR-side advantage and two tie models, the bootstrap, online and bootstrapped Elo, win matrices).
+- `eval.compare`: B - A in rating with a paired bootstrap interval, and a head-to-head record by
+  side (`arena rank --compare A B`).
 - `eval.judges`: judge quality (side bias, Cohen/Fleiss kappa, verbosity, swap consistency).
 - `eval.graph`: the majority-win digraph and its intransitive cycles.
 - `eval.report`: `build_report`, everything `arena rank` shows read from the store as a typed

@@ -101,15 +101,18 @@ def export_pairs(
         with scratch_dir(out.parent) as scratch:
             con.execute(f"SET temp_directory = '{str(scratch).replace(chr(39), chr(39) * 2)}'")
             try:
-                return write_pairs(con, out, options, format=format, force=force, protected=[db])
+                return write_pairs(
+                    con, out, options, format=format, force=force, protected=[db], database=db
+                )
             except duckdb.IOException as error:  # reading a damaged file (writing: WriteError)
                 raise StoreError(f"cannot read {db}: {first_line(str(error))}") from None
 
 
 def summary_table(written: WrittenPairs) -> Table:
-    """Pairs per split, per chosen model and per turn, one compact table."""
+    """Pairs (or demonstrations) per split, per chosen model and per turn, one compact table."""
     splits = [s for s in ("train", "test") if s in written.by("split")] or ["train"]
-    table = Table("", *splits, "total", title=f"{written.total:,} pairs", title_justify="left")
+    noun, role = ("demonstrations", "model") if written.mode == "sft" else ("pairs", "chosen")
+    table = Table("", *splits, "total", title=f"{written.total:,} {noun}", title_justify="left")
     for column in table.columns[1:]:
         column.justify = "right"
 
@@ -125,7 +128,7 @@ def summary_table(written: WrittenPairs) -> Table:
     table.add_section()
     models = sorted(written.by("chosen_model").items(), key=lambda item: (-item[1], item[0]))
     for model, _ in models[:SUMMARY_MODELS]:
-        add(f"chosen {model}", 1, model)
+        add(f"{role} {model}", 1, model)
     if len(models) > SUMMARY_MODELS:
         rest = sum(n for _, n in models[SUMMARY_MODELS:])
         table.add_row(

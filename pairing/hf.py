@@ -9,7 +9,13 @@
 
 The rows are those of pairing/pairs.py: `prompt` a list of chat messages, `chosen` and
 `rejected` one assistant message each (TRL's conversational preference format), then the metadata
-columns. DuckDB writes each split to Parquet in a scratch folder beside the target
+columns; or, for demonstrations (`mode="sft"`), `messages` (the prompt's messages and the winning
+turn as the assistant's: TRL's conversational language modeling format) and theirs. The folder
+also holds `arena-pairs.json`: the database, run, mode, options, counts, time and arena version of
+the export (`pairing.pairs.export_record`), written inside the folder before it is renamed into
+place, so it is there exactly when the dataset is.
+
+DuckDB writes each split to Parquet in a scratch folder beside the target
 (`.arena-pairs-<pid>-...`, with `datasets`' cache); `datasets` converts them to Arrow (without
 touching the Hugging Face Hub) and `save_to_disk` writes the DatasetDict under a hidden temporary
 name beside the target, which `arena.core.files.atomic_output` renames into place once complete
@@ -23,6 +29,7 @@ this; this module builds on pairs.py only.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,11 +38,14 @@ from typing import Any
 from arena.core.errors import UserError
 from arena.core.files import atomic_output, scratch_dir
 from pairing.pairs import (
-    PAIR_COLUMNS,
+    EXPORT_RECORD,
     Connection,
+    PairMode,
     PairOptions,
     WrittenPairs,
+    columns_for,
     copy_pairs,
+    export_record,
     pair_counts,
     selected_pairs,
 )
@@ -55,17 +65,16 @@ def import_datasets() -> Any:
     return datasets
 
 
-def features(datasets: Any) -> Any:
-    """The column types of a pairs dataset, so that every split has them even when empty."""
+def features(datasets: Any, mode: PairMode = "dpo") -> Any:
+    """The column types of a pairs (or demonstrations) dataset, so that every split has them
+    even when empty."""
+    columns = columns_for(mode)
     message = {"role": datasets.Value("string"), "content": datasets.Value("string")}
-    types: dict[str, Any] = {name: datasets.Value("string") for name in PAIR_COLUMNS}
-    types.update(
-        prompt=datasets.List(message),
-        chosen=datasets.List(message),
-        rejected=datasets.List(message),
-        turn_index=datasets.Value("int32"),
-    )
-    return datasets.Features({name: types[name] for name in PAIR_COLUMNS})
+    types: dict[str, Any] = {name: datasets.Value("string") for name in columns}
+    chats = ("messages",) if mode == "sft" else ("prompt", "chosen", "rejected")
+    types.update({name: datasets.List(message) for name in chats})
+    types["turn_index"] = datasets.Value("int32")
+    return datasets.Features({name: types[name] for name in columns})
 
 
 def check_target(target: Path) -> None:
@@ -87,8 +96,11 @@ def write_dataset_dict(
     *,
     force: bool = True,
     protected: Iterable[str | os.PathLike[str]] = (),
+    database: str | None = None,
 ) -> WrittenPairs:
-    """Write the pairs of `options` as a DatasetDict (train, test) saved to the folder `target`.
+    """Write the pairs of `options` as a DatasetDict (train, test) saved to the folder `target`,
+    with `arena-pairs.json` (`pairing.pairs.export_record`: `database` is what it names as the
+    source) inside it.
 
     `force`: replace an earlier DatasetDict there; `protected`: paths never to write or remove
     (the database). See `arena.core.files.atomic_output`.
@@ -105,10 +117,11 @@ def write_dataset_dict(
         ):
             parquet = scratch / "parquet"
             total = copy_pairs(
-                source, selected, parquet, options.context, "parquet", partition_by_split=True
+                source, selected, parquet, options, "parquet", partition_by_split=True
             )
             counts = pair_counts(source, selected, total)
-            types = features(datasets)
+            types = features(datasets, options.mode)
+            columns = columns_for(options.mode)
             splits = {}
             for split in SPLITS:
                 files = sorted(str(p) for p in (parquet / f"split={split}").glob("*.parquet"))
@@ -117,14 +130,15 @@ def write_dataset_dict(
                         files, features=types, cache_dir=str(scratch / "cache")
                     )
                     if files
-                    else datasets.Dataset.from_dict(
-                        {name: [] for name in PAIR_COLUMNS}, features=types
-                    )
+                    else datasets.Dataset.from_dict({name: [] for name in columns}, features=types)
                 )
             # an empty split saved with the default sharding has no shard and does not load
             empty = {split: 1 for split, rows in splits.items() if rows.num_rows == 0}
             datasets.DatasetDict(splits).save_to_disk(str(staged), num_shards=empty)
+            written = WrittenPairs(target, total, counts, options.mode)
+            record = export_record(options, written, database, "hf")
+            (staged / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n", "utf-8")
     finally:
         if progress:
             datasets.enable_progress_bars()
-    return WrittenPairs(target, total, counts)
+    return written

@@ -58,6 +58,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,11 +72,18 @@ from storage import Store
 Connection = Store | duckdb.DuckDBPyConnection
 """Where pairs are read from: an open `storage.Store` or a plain DuckDB connection."""
 
+EXPORT_RECORD = "arena-pairs.json"
+"""The file in a `--format hf` folder where `export_record` is written (training/records.py
+reads it into a training run's provenance)."""
+
 PAIR_TABLES = ("runs", "topics", "models", "debates", "turns", "verdicts")
 """The tables the pair queries read (what a snapshot for them must hold)."""
 
 PairFormat = Literal["parquet", "jsonl", "hf"]
 Context = Literal["none", "transcript"]
+PairMode = Literal["dpo", "sft"]
+"""`dpo`: preference pairs (`PAIR_COLUMNS`); `sft`: the winners' turns as demonstrations
+(`SFT_COLUMNS`)."""
 
 PAIR_COLUMNS = (
     "prompt",
@@ -91,6 +99,17 @@ PAIR_COLUMNS = (
     "split",
 )
 """The columns of a pair row, in order (TRL's conversational preference format plus metadata)."""
+
+SFT_COLUMNS = ("messages", "topic_id", "side", "turn_index", "model", "debate_id", "split")
+"""The columns of a demonstration row (`mode="sft"`), in order: TRL's conversational language
+modeling format (the prompt's messages, then the winning turn as the assistant's) plus
+metadata."""
+
+
+def columns_for(mode: PairMode) -> tuple[str, ...]:
+    """The columns of the rows `mode` writes."""
+    return SFT_COLUMNS if mode == "sft" else PAIR_COLUMNS
+
 
 _MESSAGES = "STRUCT(role VARCHAR, content VARCHAR)[]"
 _PROMPTS_TYPE = (
@@ -140,11 +159,17 @@ class PairOptions(BaseModel):
     context: Context = "none"
     """What the prompt shows: the turn's task (`none`), or the chosen debate so far
     (`transcript`)."""
+    mode: PairMode = "dpo"
+    """`dpo`: preference pairs; `sft`: every turn spoken on a debate's winning side (by
+    `chosen_models`, when given) as a demonstration, with the same outcome filters, cap and
+    split."""
 
     @model_validator(mode="after")
     def _one_way_to_split(self) -> PairOptions:
         if self.test_topics is not None and self.test_fraction > 0:
             raise ValueError("give either test_topics or test_fraction, not both")
+        if self.mode == "sft" and self.rejected_models is not None:
+            raise ValueError("demonstrations (mode sft) have no rejected turn to filter on")
         return self
 
 
@@ -155,7 +180,9 @@ class WrittenPairs:
     path: Path
     total: int
     counts: list[tuple[str, str, int, int]]
-    """(split, chosen_model, turn_index, pairs), sorted."""
+    """(split, chosen_model, turn_index, pairs), sorted (for demonstrations: their model)."""
+    mode: PairMode = "dpo"
+    """What the rows are: pairs (`dpo`) or demonstrations (`sft`)."""
 
     def by(self, field: Literal["split", "chosen_model", "turn_index"]) -> dict[Any, int]:
         """Pairs per value of one field, in sorted order."""
@@ -164,6 +191,28 @@ class WrittenPairs:
         for row in self.counts:
             out[row[index]] = out.get(row[index], 0) + row[3]
         return dict(sorted(out.items()))
+
+
+def export_record(
+    options: PairOptions, written: WrittenPairs, database: str | None, format: PairFormat
+) -> dict[str, Any]:
+    """What `arena-pairs.json` records of an export: the database, the run, the mode, every
+    option (filters, split, seed, context), the counts, when, and by which arena version."""
+    from arena import __version__
+
+    return {
+        "database": database,
+        "run_id": options.run_id,
+        "mode": options.mode,
+        "format": format,
+        "options": options.model_dump(mode="json"),
+        "rows": written.total,
+        "splits": written.by("split"),
+        "models": written.by("chosen_model"),
+        "turns": {str(turn): n for turn, n in written.by("turn_index").items()},
+        "created_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+        "arena_version": __version__,
+    }
 
 
 def normalised(column: str) -> str:
@@ -192,13 +241,10 @@ def fingerprints(text: str) -> tuple[str, str]:
     )
 
 
-def candidates_query(options: PairOptions) -> tuple[str, dict[str, object]]:
-    """The SQL (and parameters) of the candidate pairs of `options`, on narrow columns.
-
-    Columns: the key (`topic_id`, `side`, `turn_index`, `motion`, `turns`, `max_tokens`), both
-    models, debate ids and run ids, and `suspect`: whether the two texts may be equal once
-    normalised (their fingerprints agree or are missing), to be checked by `DROP_DUPLICATES`.
-    """
+def _spoken_query(options: PairOptions) -> tuple[str, dict[str, object], str]:
+    """The CTEs every selection starts from (`spoken`: each turn of a judged debate that passes
+    the outcome filters, with its key, model, whether its side won, and its fingerprints), their
+    parameters, and the SQL condition of `chosen_models` on a `spoken` row ('' when None)."""
     # DuckDB refuses parameters a statement does not use, so each is added with its use.
     params: dict[str, object] = {}
     where = ["d.status = 'done'"]
@@ -226,13 +272,10 @@ def candidates_query(options: PairOptions) -> tuple[str, dict[str, object]]:
         agreement = """AND (CASE o.winner WHEN 'FOR' THEN v.for_votes ELSE v.against_votes END)
             / v.valid_votes >= $min_agreement - 5e-5"""
         params["min_agreement"] = options.min_agreement
-    chosen_filter = rejected_filter = ""
+    chosen_filter = ""
     if options.chosen_models is not None:
         chosen_filter = "AND list_contains($chosen_models::VARCHAR[], model)"
         params["chosen_models"] = list(options.chosen_models)
-    if options.rejected_models is not None:
-        rejected_filter = "AND list_contains($rejected_models::VARCHAR[], model)"
-        params["rejected_models"] = list(options.rejected_models)
     head, tail = fingerprints("t.text")
     sql = f"""
 WITH outcomes AS (
@@ -253,7 +296,23 @@ spoken AS (
            t.side, t.turn_index, t.model, t.side = j.winner AS won,
            {head} AS head, {tail} AS tail
     FROM turns t JOIN judged j ON j.debate_id = t.debate_id
-)
+)"""
+    return sql, params, chosen_filter
+
+
+def candidates_query(options: PairOptions) -> tuple[str, dict[str, object]]:
+    """The SQL (and parameters) of the candidate pairs of `options`, on narrow columns.
+
+    Columns: the key (`topic_id`, `side`, `turn_index`, `motion`, `turns`, `max_tokens`), both
+    models, debate ids and run ids, and `suspect`: whether the two texts may be equal once
+    normalised (their fingerprints agree or are missing), to be checked by `DROP_DUPLICATES`.
+    """
+    spoken, params, chosen_filter = _spoken_query(options)
+    rejected_filter = ""
+    if options.rejected_models is not None:
+        rejected_filter = "AND list_contains($rejected_models::VARCHAR[], model)"
+        params["rejected_models"] = list(options.rejected_models)
+    sql = f"""{spoken}
 SELECT w.topic_id, w.side, w.turn_index, w.motion, w.turns, w.max_tokens,
        w.model AS chosen_model, l.model AS rejected_model,
        w.debate_id AS chosen_debate_id, l.debate_id AS rejected_debate_id,
@@ -263,6 +322,22 @@ FROM (SELECT * FROM spoken WHERE won {chosen_filter}) w
 JOIN (SELECT * FROM spoken WHERE NOT won {rejected_filter}) l
   ON l.topic_id = w.topic_id AND l.side = w.side AND l.turn_index = w.turn_index
  AND l.motion = w.motion AND l.turns = w.turns AND l.max_tokens = w.max_tokens"""
+    return sql, params
+
+
+def demonstrations_query(options: PairOptions) -> tuple[str, dict[str, object]]:
+    """The SQL (and parameters) of the demonstrations of `options` (`mode="sft"`): every turn
+    spoken on the winning side of a judged debate that passes the filters, on narrow columns.
+
+    Columns: the key, and the turn's model, debate and run under the names a pair's chosen side
+    has (`chosen_model`, `chosen_debate_id`, `chosen_run_id`), so that the cap, the split and the
+    prompts are those of pairs.
+    """
+    spoken, params, chosen_filter = _spoken_query(options)
+    sql = f"""{spoken}
+SELECT topic_id, side, turn_index, motion, turns, max_tokens, model AS chosen_model,
+       debate_id AS chosen_debate_id, run_id AS chosen_run_id
+FROM spoken WHERE won {chosen_filter}"""
     return sql, params
 
 
@@ -292,15 +367,16 @@ Run with the join optimizers off (`_settings`): the hash tables are built on the
 def split_query(options: PairOptions, candidates: str) -> tuple[str, dict[str, object]]:
     """The SQL (and parameters) that caps the distinct pairs in `candidates` and splits them.
 
-    Columns: those of `candidates_query` without `suspect`, and `split` (`train` or `test`).
+    Columns: those of `candidates_query` without `suspect` (or of `demonstrations_query`), and
+    `split` (`train` or `test`).
     """
     params: dict[str, object] = {}
     cap = ""
+    ids = "chosen_debate_id" if options.mode == "sft" else "chosen_debate_id, rejected_debate_id"
     if options.max_per_key is not None:
-        cap = """QUALIFY row_number() OVER (
+        cap = f"""QUALIFY row_number() OVER (
         PARTITION BY topic_id, side, turn_index, motion, turns, max_tokens
-        ORDER BY hash($seed, chosen_debate_id, rejected_debate_id),
-                 chosen_debate_id, rejected_debate_id) <= $max_per_key"""
+        ORDER BY hash($seed, {ids}), {ids}) <= $max_per_key"""
         params["max_per_key"] = options.max_per_key
         params["seed"] = options.seed
     if options.test_topics is not None:
@@ -313,8 +389,9 @@ def split_query(options: PairOptions, candidates: str) -> tuple[str, dict[str, o
             <= round($test_fraction * count(*) OVER ())"""
         params["test_fraction"] = options.test_fraction
         params["seed"] = options.seed
+    exclude = "" if options.mode == "sft" else " EXCLUDE (suspect)"
     sql = f"""
-WITH capped AS (SELECT * EXCLUDE (suspect) FROM {candidates} {cap}),
+WITH capped AS (SELECT *{exclude} FROM {candidates} {cap}),
 test_topics AS ({test_topics})
 SELECT c.*,
        CASE WHEN c.topic_id IN (SELECT topic_id FROM test_topics) THEN 'test' ELSE 'train' END
@@ -323,12 +400,48 @@ FROM capped c"""
     return sql, params
 
 
-def output_query(selected: str, context: Context = "none") -> str:
-    """SQL for the pair rows (`PAIR_COLUMNS`) of the narrow pairs in the table `selected`.
+def output_query(selected: str, context: Context = "none", mode: PairMode = "dpo") -> str:
+    """SQL for the rows (`PAIR_COLUMNS`, or `SFT_COLUMNS` for `mode="sft"`) of the narrow pairs
+    or demonstrations in the table `selected`.
 
     Parameters: `$prompts` (see `key_prompts`) for `context="none"`; `$systems` and
     `$instructions` (see `transcript_parts`) for `context="transcript"`.
     """
+    prompts, prompt_join = _prompts_sql(selected, context)
+    if mode == "sft":
+        # the turns stream past the narrow demonstrations; the prompts are looked up
+        return f"""
+WITH {prompts}
+SELECT p.prompt || [{{'role': 'assistant', 'content': t.text}}] AS messages,
+       s.topic_id, s.side, s.turn_index, s.chosen_model AS model,
+       s.chosen_debate_id AS debate_id, s.split
+FROM turns t
+JOIN {selected} s ON t.debate_id = s.chosen_debate_id AND t.turn_index = s.turn_index
+{prompt_join}"""
+    # Written in the order the joins should run, each hash table built on the right-hand side
+    # (the join optimizers are off while it runs, see `_settings`): the turns table streams past
+    # the narrow pairs, picking up the rejected text, then the chosen text (from the few chosen
+    # turns) and the prompt are looked up. So memory holds the narrow pairs, the chosen texts and
+    # the prompts, never the rejected texts or the output rows.
+    return f"""
+WITH {prompts},
+chosen_texts AS (
+    SELECT debate_id, turn_index, text FROM turns
+    WHERE (debate_id, turn_index) IN (SELECT chosen_debate_id, turn_index FROM {selected})
+)
+SELECT p.prompt,
+       [{{'role': 'assistant', 'content': tw.text}}] AS chosen,
+       [{{'role': 'assistant', 'content': tl.text}}] AS rejected,
+       s.topic_id, s.side, s.turn_index, s.chosen_model, s.rejected_model,
+       s.chosen_debate_id, s.rejected_debate_id, s.split
+FROM turns tl
+JOIN {selected} s ON tl.debate_id = s.rejected_debate_id AND tl.turn_index = s.turn_index
+JOIN chosen_texts tw ON tw.debate_id = s.chosen_debate_id AND tw.turn_index = s.turn_index
+{prompt_join}"""
+
+
+def _prompts_sql(selected: str, context: Context) -> tuple[str, str]:
+    """The CTEs that give each row of `selected` its prompt (`prompts`), and their join."""
     if context == "none":
         prompts = f"""
 prompts AS (SELECT unnest(p) FROM (SELECT unnest($prompts::{_PROMPTS_TYPE}) AS p))"""
@@ -372,26 +485,7 @@ prompts AS (
             "JOIN prompts p ON p.chosen_debate_id = s.chosen_debate_id"
             " AND p.turn_index = s.turn_index"
         )
-    # Written in the order the joins should run, each hash table built on the right-hand side
-    # (the join optimizers are off while it runs, see `_settings`): the turns table streams past
-    # the narrow pairs, picking up the rejected text, then the chosen text (from the few chosen
-    # turns) and the prompt are looked up. So memory holds the narrow pairs, the chosen texts and
-    # the prompts, never the rejected texts or the output rows.
-    return f"""
-WITH {prompts},
-chosen_texts AS (
-    SELECT debate_id, turn_index, text FROM turns
-    WHERE (debate_id, turn_index) IN (SELECT chosen_debate_id, turn_index FROM {selected})
-)
-SELECT p.prompt,
-       [{{'role': 'assistant', 'content': tw.text}}] AS chosen,
-       [{{'role': 'assistant', 'content': tl.text}}] AS rejected,
-       s.topic_id, s.side, s.turn_index, s.chosen_model, s.rejected_model,
-       s.chosen_debate_id, s.rejected_debate_id, s.split
-FROM turns tl
-JOIN {selected} s ON tl.debate_id = s.rejected_debate_id AND tl.turn_index = s.turn_index
-JOIN chosen_texts tw ON tw.debate_id = s.chosen_debate_id AND tw.turn_index = s.turn_index
-{prompt_join}"""
+    return prompts, prompt_join
 
 
 def _read(source: Connection, sql: str, params: dict[str, object] | None = None) -> list[Any]:
@@ -445,17 +539,21 @@ def transcript_parts(source: Connection, selected: str) -> dict[str, object]:
 
 @contextmanager
 def selected_pairs(source: Connection, options: PairOptions) -> Iterator[str]:
-    """The pairs of `options`, narrow, in a temporary table of the connection; yields its name.
+    """The pairs (or demonstrations) of `options`, narrow, in a temporary table of the
+    connection; yields its name.
 
     Three statements: the candidates, then duplicates dropped (the few suspect pairs compared in
-    full), then the cap and the split.
+    full; demonstrations have none), then the cap and the split.
     """
     tag = uuid.uuid4().hex[:12]
     candidates, selected = f"pair_candidates_{tag}", f"pairs_{tag}"
+    sft = options.mode == "sft"
     try:
-        sql, params = candidates_query(options)
+        sql, params = demonstrations_query(options) if sft else candidates_query(options)
         _read(source, f"CREATE TEMP TABLE {candidates} AS {sql}", params)
-        (suspects,) = _read(source, f"SELECT count(*) FROM {candidates} WHERE suspect")[0]
+        suspects = 0
+        if not sft:
+            (suspects,) = _read(source, f"SELECT count(*) FROM {candidates} WHERE suspect")[0]
         if suspects:
             with _settings(source):
                 _read(source, DROP_DUPLICATES.replace("$candidates", candidates))
@@ -468,26 +566,30 @@ def selected_pairs(source: Connection, options: PairOptions) -> Iterator[str]:
         _read(source, f"DROP TABLE IF EXISTS {selected}")
 
 
-def _output(source: Connection, selected: str, context: Context) -> tuple[str, dict[str, object]]:
-    if context == "none":
-        return output_query(selected, context), {"prompts": key_prompts(source, selected)}
-    return output_query(selected, context), transcript_parts(source, selected)
+def _output(
+    source: Connection, selected: str, options: PairOptions
+) -> tuple[str, dict[str, object]]:
+    sql = output_query(selected, options.context, options.mode)
+    if options.context == "none":
+        return sql, {"prompts": key_prompts(source, selected)}
+    return sql, transcript_parts(source, selected)
 
 
 def derive_pairs(source: Connection, options: PairOptions | None = None) -> list[dict[str, Any]]:
-    """The preference pairs of `options`, as rows with the columns in `PAIR_COLUMNS`, sorted.
+    """The preference pairs of `options`, as rows with the columns in `PAIR_COLUMNS`, sorted
+    (with `mode="sft"`: the demonstrations, with the columns in `SFT_COLUMNS`).
 
     For small sets (tests, inspection); `write_pairs` streams large ones to a file.
     """
     options = options or PairOptions()
     with selected_pairs(source, options) as selected:
-        sql, params = _output(source, selected, options.context)
-        order = (
-            " ORDER BY s.topic_id, s.side, s.turn_index, s.chosen_debate_id, s.rejected_debate_id"
-        )
+        sql, params = _output(source, selected, options)
+        order = " ORDER BY s.topic_id, s.side, s.turn_index, s.chosen_debate_id"
+        if options.mode == "dpo":
+            order += ", s.rejected_debate_id"
         with _settings(source):
             rows = _read(source, sql + order, params)
-    return [dict(zip(PAIR_COLUMNS, row, strict=True)) for row in rows]
+    return [dict(zip(columns_for(options.mode), row, strict=True)) for row in rows]
 
 
 def pair_counts(source: Connection, selected: str, written: int) -> list[tuple[str, str, int, int]]:
@@ -532,24 +634,25 @@ def copy_pairs(
     source: Connection,
     selected: str,
     target: Path,
-    context: Context,
+    options: PairOptions,
     format: Literal["parquet", "jsonl"],
     partition_by_split: bool = False,
 ) -> int:
-    """COPY the pair rows of `selected` to `target`; the number of rows written."""
-    sql, params = _output(source, selected, context)
+    """COPY the rows of `selected` (pairs or demonstrations, as `options` say) to `target`; the
+    number of rows written."""
+    sql, params = _output(source, selected, options)
     params["path"] = str(target)
     # zstd at level 1: as fast to write as snappy here, and files less than half the size
-    options = (
+    copy_options = (
         ["FORMAT parquet", "COMPRESSION zstd", "COMPRESSION_LEVEL 1", f"ROW_GROUP_SIZE {ROW_GROUP}"]
         if format == "parquet"
         else ["FORMAT json"]
     )
     if partition_by_split:
-        options += ["PARTITION_BY (split)", "WRITE_PARTITION_COLUMNS true", "OVERWRITE true"]
+        copy_options += ["PARTITION_BY (split)", "WRITE_PARTITION_COLUMNS true", "OVERWRITE true"]
     with _settings(source):
         # COPY answers with the number of rows it wrote.
-        (written,) = _read(source, f"COPY ({sql}) TO $path ({', '.join(options)})", params)[0]
+        (written,) = _read(source, f"COPY ({sql}) TO $path ({', '.join(copy_options)})", params)[0]
     return int(written)
 
 

@@ -94,13 +94,17 @@ def write_pairs(
     *,
     force: bool = True,
     protected: Iterable[str | os.PathLike[str]] = (),
+    database: str | os.PathLike[str] | None = None,
 ) -> WrittenPairs:
-    """Write the pairs of `options` to `path`: Parquet, JSON Lines, or a `datasets` DatasetDict.
+    """Write the pairs of `options` to `path`: Parquet, JSON Lines, or a `datasets` DatasetDict
+    (with `options.mode="sft"`, the demonstrations instead: `messages` rows).
 
     `prompt`, `chosen` and `rejected` are lists of {role, content} messages, TRL's conversational
     preference format. Parquet and JSON Lines are written by DuckDB's COPY, rows in no particular
     order; `hf` is a DatasetDict with `train` and `test` splits saved to the folder `path`
-    (`datasets.load_from_disk`), which needs the `train` extra (pairing/hf.py).
+    (`datasets.load_from_disk`), which needs the `train` extra (pairing/hf.py), with its
+    `arena-pairs.json` (`database`: the database it names, by default the file `source` reads;
+    Parquet and JSON Lines files carry no such record).
 
     `force` (the default for this library call, as for most writers of files): replace an
     earlier output at `path` (for `hf`, only an earlier DatasetDict); `arena pairs` passes its
@@ -112,14 +116,20 @@ def write_pairs(
         raise ValueError(f"unknown format {format!r}: use 'parquet', 'jsonl' or 'hf'")
     options = options or PairOptions()
     target = Path(path)
-    guarded = [*protected, *database_files(source)]
+    sources = database_files(source)
+    guarded = [*protected, *sources]
+    if database is None and sources:
+        database = sources[0]
     with output_failures(target):
         if format == "hf":
-            return write_dataset_dict(source, target, options, force=force, protected=guarded)
+            named = str(Path(database).resolve()) if database is not None else None
+            return write_dataset_dict(
+                source, target, options, force=force, protected=guarded, database=named
+            )
         with (
             atomic_output(target, force=force, protected=guarded) as staged,
             selected_pairs(source, options) as selected,
         ):
-            total = copy_pairs(source, selected, staged, options.context, format)
+            total = copy_pairs(source, selected, staged, options, format)
             counts = pair_counts(source, selected, total)
-    return WrittenPairs(target, total, counts)
+    return WrittenPairs(target, total, counts, options.mode)

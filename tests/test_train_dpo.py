@@ -2,8 +2,7 @@
 
 The pairs are those `arena pairs --format hf` exports from a small sim tournament (their
 debates are in the same database, so the provenance query is tested for real), with the prompts
-and replies cut short (a system line, a user line, the first 12 words of each reply) so that a
-DPO step takes about a second on two cores: the sim debaters' system prompt alone is 230 tokens.
+and replies cut short (tests/train_data.py) so that a DPO step takes about a second on two cores.
 
 - the command trains 2 steps: metrics and the run in the store, the adapter in --out with its
   record, servable by vLLM's rules, LoRA-only tensors; the adapter loads in PEFT (LoRA B
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import query, require_local, run_arena, sim_models, tournament, write_yaml
+from tests.train_data import short_pairs
 
 require_local()
 
@@ -49,32 +49,6 @@ SMALL = {
     "ppl_bound": 1000.0,  # the base model's perplexity on these cut texts is about 190
 }
 """The settings of every run here: tiny batches and sequences, a check at every step."""
-
-
-def short_pairs(source: Path, target: Path) -> None:
-    """The pairs in `source`, with short prompts and replies, saved to `target` as they were."""
-    import datasets
-
-    from pairing.hf import features
-
-    def cut(row: dict[str, Any]) -> dict[str, Any]:
-        def words(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-            text = " ".join(messages[0]["content"].split()[:12])
-            return [{"role": "assistant", "content": text}]
-
-        task = f"Turn {row['turn_index']}: argue {row['side']} on {row['topic_id']}."
-        return {
-            "prompt": [
-                {"role": "system", "content": "You debate."},
-                {"role": "user", "content": task},
-            ],
-            "chosen": words(row["chosen"]),
-            "rejected": words(row["rejected"]),
-        }
-
-    full = datasets.load_from_disk(str(source))
-    cut_splits = {name: split.map(cut, features=features(datasets)) for name, split in full.items()}
-    datasets.DatasetDict(cut_splits).save_to_disk(str(target))
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +128,11 @@ def test_the_run_and_its_metrics_are_in_the_store(trained: Path) -> None:
     train_topics = {r[0] for r in query(db, "SELECT DISTINCT topic_id FROM debates")}
     assert debates > 0 and set(topics) < train_topics  # the test topic is not trained on
     assert run_id.startswith("dpo-")
+    # and what `arena pairs` recorded of the export: its database, mode and split
+    [(export,)] = query(db, "SELECT pairs -> '$.export' FROM training_runs")
+    export = json.loads(export)
+    assert export["database"] == str(db.resolve()) and export["mode"] == "dpo"
+    assert export["options"]["test_fraction"] == 0.25
 
 
 def test_the_adapter_is_servable_and_records_its_base(trained: Path) -> None:

@@ -19,8 +19,9 @@ learning_rate, ...) and the training tokens per second since the previous log to
 (the store's writer, training/records.py), on the main process only.
 
 `ArenaProgress` replaces transformers' tqdm bar and its printed dictionaries: on a terminal a
-rich bar with the step, the loss, the reward margin and accuracy, the last perplexity check and
-the time left; elsewhere (CI logs, pipes) one plain line per logging step.
+rich bar with the step, the loss, the reward margin and accuracy (SFT: the mean token
+accuracy), the last perplexity check and the time left; elsewhere (CI logs, pipes) one plain
+line per logging step.
 
 Simplified on purpose: with several processes, each measures the perplexity on its own replica
 (the same weights, so the same decision); the texts are not sharded between them.
@@ -166,14 +167,24 @@ class ArenaProgress(TrainerCallback):
         self.task: Any = None
         self.info: dict[str, float] = {}
 
+    def _figures(self) -> list[str]:
+        """The loss, DPO's reward margin (when logged), the accuracy (DPO's reward accuracy, or
+        SFT's mean token accuracy) and the last perplexity."""
+        i = self.info
+        accuracy = i.get("rewards/accuracies", i.get("mean_token_accuracy"))
+        margin = [f"margin {_number(i['rewards/margins'], 3)}"] if "rewards/margins" in i else []
+        return [
+            f"loss {_number(i.get('loss'))}",
+            *margin,
+            f"acc {_number(accuracy, 3)}",
+            f"ppl {_number(i.get('eval_perplexity'))}",
+        ]
+
     def _line(self, step: int, total: int) -> str:
         i = self.info
         parts = [
             f"step {step}/{total}",
-            f"loss {_number(i.get('loss'))}",
-            f"margin {_number(i.get('rewards/margins'), 3)}",
-            f"acc {_number(i.get('rewards/accuracies'), 3)}",
-            f"ppl {_number(i.get('eval_perplexity'))}",
+            *self._figures(),
             f"lr {_number(i.get('learning_rate'), 3)}",
             f"tok/s {_number(i.get('tokens_per_second'))}",
         ]
@@ -209,12 +220,7 @@ class ArenaProgress(TrainerCallback):
 
     def _refresh(self, state: Any) -> None:
         if self.bar is not None:
-            i = self.info
-            info = (
-                f"loss {_number(i.get('loss'))}  margin {_number(i.get('rewards/margins'), 3)}"
-                f"  acc {_number(i.get('rewards/accuracies'), 3)}"
-                f"  ppl {_number(i.get('eval_perplexity'))}"
-            )
+            info = "  ".join(self._figures())
             self.bar.update(self.task, completed=state.global_step, info=info)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

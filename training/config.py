@@ -49,6 +49,7 @@ from typing import Any
 from peft import LoraConfig
 from pydantic import TypeAdapter, ValidationError
 from trl.trainer.dpo_config import DPOConfig
+from trl.trainer.sft_config import SFTConfig
 
 from arena.config.errors import Positions
 from arena.core.errors import ConfigError, UserError
@@ -75,11 +76,11 @@ def gpu_computes_bf16() -> bool:
 
 
 @dataclass
-class ArenaDPOConfig(DPOConfig):
-    """TRL's DPOConfig with PERSUADE's hyperparameters as defaults, and the safety stop."""
+class ArenaTrainingArgs:
+    """The settings every `arena train` kind shares, mixed into TRL's config of the kind (first
+    among the bases, so that these defaults win): PERSUADE's batch, epoch, warmup, decay and
+    clipping, our precision and checkpoint rules, and the perplexity safety stop."""
 
-    learning_rate: float = 5e-6
-    beta: float = 0.2
     per_device_train_batch_size: int = 8
     """PERSUADE's batch of 8; the effective batch is this x gradient_accumulation_steps x GPUs."""
     per_device_eval_batch_size: int = 8
@@ -88,40 +89,71 @@ class ArenaDPOConfig(DPOConfig):
     """A ratio of the training steps when below 1 (transformers 5 dropped `warmup_ratio`)."""
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    bf16: bool | None = None  # type: ignore[assignment]  # None: decided here
+    bf16: bool | None = None
     """None: on where a GPU computes bfloat16, else off (the CPU trains in float32)."""
-    disable_dropout: bool = False
-    """Keep LoRA's dropout (TRL's default True would turn it off)."""
     save_total_limit: int | None = 3
     activation_checkpointing: bool | None = True
     """TRL's default (it saves memory on a GPU at ~20% of speed); false speeds up CPU runs."""
-    gradient_checkpointing: bool | None = None  # type: ignore[assignment]
+    gradient_checkpointing: bool | None = None
     """transformers 5's deprecated name of `activation_checkpointing`."""
     report_to: str | list[str] | None = "none"
 
     ppl_bound: float = 10.0
-    """Stop when the perplexity of the held-out chosen texts passes this (PERSUADE: 10.0)."""
+    """Stop when the perplexity of the held-out texts passes this (PERSUADE: 10.0)."""
     ppl_every: int = 100
     """Check the perplexity every this many optimizer steps (and at the last); 0: never."""
     ppl_texts: int = 32
-    """How many distinct held-out (prompt, chosen) texts the check scores, a seeded choice."""
+    """How many distinct held-out (prompt, reply) texts the check scores, a seeded choice."""
     ppl_batch_size: int = 4
     """Texts per forward pass of the check (its logits are batch x length x vocabulary)."""
 
     def __post_init__(self) -> None:
+        settings: Any = self  # a TrainingArguments by the time this runs
         if self.bf16 is None:
-            self.bf16 = False if self.fp16 else gpu_computes_bf16()
+            self.bf16 = False if settings.fp16 else gpu_computes_bf16()
         if self.gradient_checkpointing is not None:  # the old name, given: it wins, as in TRL
             self.activation_checkpointing = None
-        if self.dataloader_pin_memory and not gpu_available():
-            self.dataloader_pin_memory = False  # torch warns that it means nothing without one
+        if settings.dataloader_pin_memory and not gpu_available():
+            settings.dataloader_pin_memory = False  # torch warns that it means nothing without one
         if self.ppl_every < 0:
             raise ValueError("ppl_every must be 0 (no safety stop) or a number of steps")
         if self.ppl_texts < 1 or self.ppl_batch_size < 1:
             raise ValueError("ppl_texts and ppl_batch_size must be at least 1")
         if not self.ppl_bound > 1.0:
             raise ValueError("ppl_bound must be above 1 (a perplexity is at least 1)")
-        super().__post_init__()  # type: ignore[no-untyped-call]
+        super().__post_init__()  # type: ignore[misc]  # TRL's config, next in the MRO
+
+
+@dataclass
+class ArenaDPOConfig(ArenaTrainingArgs, DPOConfig):  # type: ignore[misc]
+    """TRL's DPOConfig with PERSUADE's hyperparameters as defaults, and the safety stop."""
+
+    learning_rate: float = 5e-6
+    beta: float = 0.2
+    disable_dropout: bool = False
+    """Keep LoRA's dropout (TRL's default True would turn it off)."""
+
+
+@dataclass
+class ArenaSFTConfig(ArenaTrainingArgs, SFTConfig):  # type: ignore[misc]
+    """TRL's SFTConfig with the shared defaults and the safety stop, for demonstrations.
+
+    `learning_rate` is TRL's 2e-5 for `--full`; a LoRA run starts from `SFT_LORA_LEARNING_RATE`
+    instead (`load_train_config`). Each row's last message (the winning turn) is the completion
+    trained on: training/sft.py hands TRL prompt-completion rows, so TRL's `completion_only_loss`
+    (None: on for such rows) applies; `completion_only_loss: false` trains on the whole chat.
+    """
+
+    learning_rate: float = 2e-5
+
+
+SFT_LORA_LEARNING_RATE = 2e-4
+"""The default learning rate of a LoRA SFT run: about 10x full fine-tuning's (TRL's PEFT docs)."""
+CONFIGS: dict[str, type[ArenaDPOConfig] | type[ArenaSFTConfig]] = {
+    "dpo": ArenaDPOConfig,
+    "sft": ArenaSFTConfig,
+}
+"""The settings class of each kind of run."""
 
 
 @dataclass
@@ -141,20 +173,45 @@ class ArenaLoraConfig(LoraConfig):
 class TrainConfig:
     """The settings of one run, merged."""
 
-    dpo: ArenaDPOConfig
+    args: ArenaDPOConfig | ArenaSFTConfig
+    """The trainer's settings (TRL's config of the kind, with ours)."""
     lora: ArenaLoraConfig
     origins: dict[str, str]
     """Where each value that is not a default came from: `dpo.yaml:3` or `--learning-rate`;
     LoRA keys as `lora.r`."""
+    kind: str = "dpo"
+    full: bool = False
+    """Train every weight (`arena train sft --full`): no LoRA, a whole model is saved."""
+
+    @property
+    def dpo(self) -> ArenaDPOConfig:
+        """The settings of a DPO run."""
+        if not isinstance(self.args, ArenaDPOConfig):
+            raise TypeError(f"the settings of a {self.kind} run, not of a dpo run")
+        return self.args
+
+    @property
+    def sft(self) -> ArenaSFTConfig:
+        """The settings of an SFT run."""
+        if not isinstance(self.args, ArenaSFTConfig):
+            raise TypeError(f"the settings of a {self.kind} run, not of an sft run")
+        return self.args
 
     def to_json(self) -> dict[str, Any]:
-        """Every setting, JSON-safe (as recorded in `training_runs.config` and `arena.json`)."""
+        """Every setting, JSON-safe (as recorded in `training_runs.config` and `arena.json`):
+        the trainer's under the kind's name (`dpo`, `sft`), `lora` (None for a full run),
+        `origins`, and `full` for SFT."""
         import json
 
-        dpo = json.loads(self.dpo.to_json_string())  # type: ignore[no-untyped-call]
-        lora = self.lora.to_dict()  # type: ignore[no-untyped-call]
-        lora = json.loads(json.dumps(lora, default=_json_default))
-        return {"dpo": dpo, "lora": lora, "origins": dict(self.origins)}
+        args = json.loads(self.args.to_json_string())  # type: ignore[no-untyped-call]
+        lora = None
+        if not self.full:
+            lora = self.lora.to_dict()  # type: ignore[no-untyped-call]
+            lora = json.loads(json.dumps(lora, default=_json_default))
+        settings = {self.kind: args, "lora": lora, "origins": dict(self.origins)}
+        if self.kind != "dpo":
+            settings["full"] = self.full
+        return settings
 
 
 def _json_default(value: Any) -> Any:
@@ -167,20 +224,26 @@ def _json_default(value: Any) -> Any:
 
 
 @functools.cache
-def _fields(cls: type) -> dict[str, Any]:
-    """The init fields of dataclass `cls` and their annotations."""
+def _fields(kind: str) -> dict[str, Any]:
+    """The init fields of the settings dataclass of `kind` (or "lora") and their annotations."""
+    cls: Any = ArenaLoraConfig if kind == "lora" else CONFIGS[kind]
     hints = typing.get_type_hints(cls)
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
 
 
+def args_fields(kind: str = "dpo") -> dict[str, Any]:
+    """The keys the YAML file of a `kind` run may set at its top level."""
+    return {k: v for k, v in _fields(kind).items() if k not in MANAGED_FIELDS}
+
+
 def dpo_fields() -> dict[str, Any]:
-    """The keys the YAML file may set at its top level (and the LoRA section's key)."""
-    return {k: v for k, v in _fields(ArenaDPOConfig).items() if k not in MANAGED_FIELDS}
+    """The keys the YAML file of a DPO run may set at its top level."""
+    return args_fields("dpo")
 
 
 def lora_fields() -> dict[str, Any]:
     """The keys of the YAML file's `lora:` section."""
-    return {k: v for k, v in _fields(ArenaLoraConfig).items() if k not in MANAGED_LORA_FIELDS}
+    return {k: v for k, v in _fields("lora").items() if k not in MANAGED_LORA_FIELDS}
 
 
 @functools.cache
@@ -211,8 +274,11 @@ def _unknown(key: str, known: Mapping[str, Any], where: str = "") -> str:
 # --- the three layers ---------------------------------------------------------------------------
 
 
-def read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-    """The DPO values, the LoRA values and their origins (`file:line`) of a YAML config file.
+def read_config_file(
+    path: Path, kind: str = "dpo"
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The trainer's values, the LoRA values and their origins (`file:line`) of a YAML config
+    file for a `kind` run.
 
     Raises ConfigError (file:line: key: problem) on an unknown key or a value of the wrong type.
     """
@@ -227,7 +293,7 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[s
     dpo: dict[str, Any] = {}
     lora: dict[str, Any] = {}
     origins: dict[str, str] = {}
-    known = dpo_fields()
+    known = args_fields(kind)
     for key, value in data.items():
         key = str(key)
         line = positions.get((key,))
@@ -273,26 +339,35 @@ def load_train_config(
     config_file: Path | None = None,
     flags: Mapping[str, Any] | None = None,
     flag_names: Mapping[str, str] | None = None,
+    *,
+    kind: str = "dpo",
+    full: bool = False,
 ) -> TrainConfig:
-    """defaults < `config_file` < `flags`, merged key by key, as a TrainConfig for `out`.
+    """defaults < `config_file` < `flags`, merged key by key, as a TrainConfig for a `kind` run
+    (`dpo`, `sft`) into `out`; `full`: every weight is trained (SFT only), so no LoRA setting
+    may be given.
 
-    `flags`: the values given on the command line (None: not given), DPO fields by name and
-    LoRA fields as `lora.<name>`; `flag_names`: the flag of each key, for errors and origins.
-    An error in the merged whole (TRL or transformers refusing a combination) is a ConfigError
-    of the file when there is one.
+    `flags`: the values given on the command line (None: not given), the trainer's fields by
+    name and LoRA fields as `lora.<name>`; `flag_names`: the flag of each key, for errors and
+    origins. An error in the merged whole (TRL or transformers refusing a combination) is a
+    ConfigError of the file when there is one.
     """
+    if kind not in CONFIGS:
+        raise ValueError(f"unknown kind of training run {kind!r}")
     dpo: dict[str, Any] = {}
     lora: dict[str, Any] = {}
     origins: dict[str, str] = {}
     if config_file is not None:
-        dpo, lora, origins = read_config_file(config_file)
+        dpo, lora, origins = read_config_file(config_file, kind)
     names = dict(flag_names or {})
     for key, value in (flags or {}).items():
         if value is None:
             continue
         flag = names.get(key, "--" + key.replace("_", "-").replace(".", "-"))
         section, _, name = key.rpartition(".")
-        target, known = (lora, lora_fields()) if section == LORA_SECTION else (dpo, dpo_fields())
+        target, known = (
+            (lora, lora_fields()) if section == LORA_SECTION else (dpo, args_fields(kind))
+        )
         if name not in known:
             raise UserError(f"{flag}: not a training setting")
         try:
@@ -300,16 +375,21 @@ def load_train_config(
         except ValueError as exc:
             raise UserError(f"{flag}: {exc}") from None
         origins[key] = flag
+    if full and lora:
+        given = next(origins[k] for k in origins if k.startswith(LORA_SECTION + "."))
+        raise UserError(f"{given}: a LoRA setting, and --full trains every weight without LoRA")
+    if kind == "sft" and not full:
+        dpo.setdefault("learning_rate", SFT_LORA_LEARNING_RATE)
     source = str(config_file) if config_file is not None else "settings"
     try:
-        dpo_config = ArenaDPOConfig(output_dir=str(out), **dpo)
+        args = CONFIGS[kind](output_dir=str(out), **dpo)
     except (ValueError, TypeError) as exc:
         raise ConfigError(source, None, _first_line(exc)) from None
     try:
         lora_config = ArenaLoraConfig(**lora)
     except (ValueError, TypeError) as exc:
         raise ConfigError(source, LORA_SECTION, _first_line(exc)) from None
-    return TrainConfig(dpo_config, lora_config, origins)
+    return TrainConfig(args, lora_config, origins, kind, full)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -5,7 +5,9 @@ PERSUADE stopped DPO when the perplexity of held-out chosen texts passed 10.0 (i
 the model then writes worse text even as its reward accuracy looks perfect.
 
 The texts are the test split's (prompt, chosen) pairs, distinct ones only (the cross product of
-`arena pairs` repeats every chosen turn), a seeded choice of at most `limit`. Each is tokenised
+`arena pairs` repeats every chosen turn), a seeded choice of at most `limit`; for SFT, the test
+split's demonstrations, the prompt being every message but the last and the reply the last
+(the winning turn). Each is tokenised
 as TRL tokenises it for DPO: the prompt through the chat template with the generation prompt,
 the prompt and the chosen reply together, the reply's tokens being those after the common
 prefix; its end cut off at `max_length` tokens, as TRL's `keep_start` does. The perplexity is
@@ -70,11 +72,13 @@ def held_out_texts(
     limit: int,
     max_length: int | None,
     seed: int,
+    reply: str = "chosen",
 ) -> list[Encoded]:
-    """At most `limit` distinct (prompt, chosen) texts of `rows`, a seeded choice, encoded."""
+    """At most `limit` distinct (prompt, reply) texts of `rows`, a seeded choice, encoded; the
+    reply is the `reply` column (`chosen` of a pair, `completion` of a demonstration)."""
     seen: dict[str, tuple[list[Mapping[str, str]], list[Mapping[str, str]]]] = {}
     for row in rows:
-        prompt, chosen = list(row["prompt"]), list(row["chosen"])
+        prompt, chosen = list(row["prompt"]), list(row[reply])
         key = repr((prompt, chosen))
         seen.setdefault(key, (prompt, chosen))
     keys = sorted(seen)

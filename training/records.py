@@ -4,9 +4,9 @@
   rerunning the same command (which resumes from the folder's last checkpoint) continues the
   same run and its rows.
 - `pairs_provenance(folder, splits)`: what the training data came from: the folder, its splits'
-  sizes, the chosen and rejected models, the debates of the training split's pairs
-  (`debate_ids`, which join `debates`), and what `arena pairs` recorded in the folder's
-  `arena-pairs.json` (its database, run and filters) when the folder has one.
+  sizes, the chosen and rejected models (for demonstrations: `models`), the debates of the
+  training split's rows (`debate_ids`, which join `debates`), and what `arena pairs` recorded in
+  the folder's `arena-pairs.json` (its database, run, mode, options and counts, as `export`).
 - `RunRecorder`: the run's row (inserted once, then updated) and its metrics (queued on the
   store's writer, one row per metric per logging step, replaced when a rerun trains the step
   again).
@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from arena.core.ids import content_id
+from pairing.pairs import EXPORT_RECORD
 from storage import Store
 
-PAIRS_RECORD = "arena-pairs.json"
+PAIRS_RECORD = EXPORT_RECORD
 """The file in a pairs folder where `arena pairs` records its database, run and filters."""
 
 
@@ -52,11 +53,11 @@ def pairs_provenance(folder: Path, splits: Mapping[str, Any]) -> dict[str, Any]:
     train = splits.get("train")
     if train is not None:
         columns = set(train.column_names)
-        for column in ("chosen_model", "rejected_model"):
+        for column in ("chosen_model", "rejected_model", "model"):
             if column in columns:
                 info[column + "s"] = sorted({str(v) for v in train[column] if v is not None})
         debates: set[str] = set()
-        for column in ("chosen_debate_id", "rejected_debate_id"):
+        for column in ("chosen_debate_id", "rejected_debate_id", "debate_id"):
             if column in columns:
                 debates.update(str(v) for v in train[column] if v is not None)
         if debates:

@@ -4,12 +4,15 @@ the work; `common` holds the shared `--db` option and error reporting.
 - `tournament`: run or continue a tournament (`arena.tournament`).
 - `sql`: a read-only query (`storage.run_query`, `arena.sqlcmd`).
 - `rank`: the leaderboard and reports (`eval`).
+- `show`: debates turn by turn with their verdicts (`eval.transcripts`).
+- `view`: a static HTML site of the debates (`eval.site`).
 - `pairs`: preference pairs for DPO (`pairing`).
 - `bbq`: the BBQ bias benchmark, a group of commands: `run` (`arena.bbq_run`), `report` and
   `score` (`eval.bbq`), `export` (`pairing.bbq_export`).
 - `pcp`: paired political prompts, a group of commands: `run` (`arena.pcp_run`), `report`
   (`eval.pcp`), `build-train` (`arena.pcp_train_run`) and `overlap`.
 - `train`: LoRA training on what the arena recorded (`training`): `dpo`.
+- `models`: the models file, a group of commands: `add-adapter` (`training.contestant`), `list`.
 
 A user's mistake is one line, `error: ...`, exit code 2, no traceback. Everything heavy (the
 engine, the backends, pydantic models, DuckDB) is imported inside the commands, so that
@@ -22,7 +25,7 @@ import sys
 
 import typer
 
-from arena.cli import bbq, pairs, pcp, rank, sql, tournament, train
+from arena.cli import bbq, models, pairs, pcp, rank, show, sql, tournament, train, view
 
 app = typer.Typer(
     name="arena",
@@ -31,11 +34,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (tournament.tournament, sql.sql, rank.rank, pairs.pairs):
+for command in (tournament.tournament, sql.sql, rank.rank, show.show, view.view, pairs.pairs):
     app.command()(command)
 app.add_typer(bbq.app, name="bbq")
 app.add_typer(pcp.app, name="pcp")
 app.add_typer(train.app, name="train")
+app.add_typer(models.app, name="models")
 
 
 def _version(value: bool) -> None:

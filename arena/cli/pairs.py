@@ -1,5 +1,6 @@
-"""`arena pairs`: turn-level preference pairs (PERSUADE rule) for DPO, written as Parquet, JSON
-Lines or a `datasets` DatasetDict (`pairing`).
+"""`arena pairs`: turn-level preference pairs (PERSUADE rule) for DPO, or with `--mode sft` the
+winners' turns as SFT demonstrations, written as Parquet, JSON Lines or a `datasets` DatasetDict
+(`pairing`); a DatasetDict folder also holds `arena-pairs.json`, the export's provenance.
 
 The output appears whole or not at all (`arena.core.files.atomic_output`). An existing `--out` is
 refused unless `--force`; the database (any DuckDB file, or its `.wal`) never, whatever `--force`
@@ -63,6 +64,11 @@ def pairs(
         help="Prompt: the turn's task (none) or the chosen debate's turns before it (transcript).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and the split."),
+    mode: str = typer.Option(
+        "dpo",
+        "--mode",
+        help="dpo: preference pairs; sft: the winning side's turns as demonstrations (messages).",
+    ),
     memory_limit: str = typer.Option(
         "1GB", "--memory-limit", help="DuckDB's memory limit; it spills to disk beyond it."
     ),
@@ -70,7 +76,8 @@ def pairs(
         False, "--force", help="Replace an existing --out (never the database or a DuckDB file)."
     ),
 ) -> None:
-    """Turn-level preference pairs (PERSUADE rule) for DPO, in TRL's conversational format."""
+    """Turn-level preference pairs (PERSUADE rule) for DPO, or SFT demonstrations (--mode sft),
+    in TRL's conversational formats."""
     from pydantic import ValidationError
 
     from arena.config.errors import flag_problem
@@ -80,6 +87,8 @@ def pairs(
     topics = [t.strip() for item in test_topics or [] for t in item.split(",") if t.strip()]
     if topics and test_fraction is not None:
         fail("give either --test-topics or --test-fraction, not both")
+    if mode == "sft" and rejected_model:
+        fail("--rejected-model: demonstrations (--mode sft) have no rejected turn")
     try:
         options = PairOptions(
             run_id=run,
@@ -92,6 +101,7 @@ def pairs(
             test_topics=topics or None,
             seed=seed,
             context=context,  # checked by PairOptions
+            mode=mode,  # likewise
         )
     except ValidationError as error:
         flag, problem = flag_problem(error, PAIRS_FLAGS)
@@ -102,7 +112,8 @@ def pairs(
 
     with reported(), interruptible(stopped):
         written = export_pairs(db, out, options, format_for(out, fmt), memory_limit, force=force)
-    typer.echo(f"wrote {written.total} pairs to {out}")
+    noun = "demonstrations" if written.mode == "sft" else "pairs"
+    typer.echo(f"wrote {written.total} {noun} to {out}")
     if written.total:
         from rich.console import Console
 

@@ -1,16 +1,24 @@
 """`arena rank`: ratings with bootstrap intervals, judge quality and majority cycles, as a
 terminal table, JSON, Markdown or a self-contained HTML report (`eval.report`: a typed
 `RankReport`, built once and rendered in the format asked for).
+
+`--compare A B` shows, instead of the leaderboard, B's rating minus A's with an interval taken
+within each of the same bootstrap rounds, and the two models' head-to-head record by side
+(`eval.report.build_comparison`), as a terminal table, JSON or Markdown.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from arena.cli.common import DB_OPTION, EXIT_WRITE, fail, reported
+
+if TYPE_CHECKING:
+    from eval.report import RankOptions
 
 
 class RankFormat(StrEnum):
@@ -57,11 +65,24 @@ def rank(
         None, "--out", "-o", help="Write the json, markdown or html output to this file."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
+    site: str | None = typer.Option(
+        None,
+        "--site",
+        help="With --format html: link models and heatmap cells to the `arena view` site at this"
+        " address (a folder relative to the report, or a URL).",
+    ),
+    compare: tuple[str, str] | None = typer.Option(
+        None,
+        "--compare",
+        metavar="A B",
+        help="Instead of the leaderboard: B's rating minus A's with a paired bootstrap "
+        "interval, and their head-to-head record (table, json or markdown).",
+    ),
 ) -> None:
     """Rank the models: ratings with bootstrap 95% intervals, judge quality, majority cycles.
 
     Bradley-Terry (Elo scale) by default; --format html writes a self-contained report with
-    figures.
+    figures. --compare A B: B's rating minus A's, and how their debates against each other went.
     """
     from eval.report import RankOptions, build_report, html, json_text, markdown, terminal
 
@@ -77,6 +98,12 @@ def rank(
         anchor=anchor,
         k=k,
     )
+    if site is not None and fmt is not RankFormat.html:
+        fail("--site: only with --format html")
+    if compare is not None and fmt is RankFormat.html:
+        fail(
+            "--compare: choose --format table, json or markdown (the HTML report is of all models)"
+        )
     if out is not None and fmt is RankFormat.table:
         fail("--out: choose --format json, markdown or html to write a file")
     if out is not None and not out.parent.is_dir():
@@ -88,6 +115,9 @@ def rank(
             reported()
         ):  # the database (any DuckDB file) is never an output; a taken name needs --force
             check_output(out, force=force, protected=[db])
+    if compare is not None:
+        _compare(db, options, compare, fmt, out, force)
+        return
     with reported():
         report = build_report(db, options)
     if fmt is RankFormat.table:
@@ -98,8 +128,42 @@ def rank(
     text = {
         RankFormat.json: lambda: json_text(report),
         RankFormat.markdown: lambda: markdown(report),
-        RankFormat.html: lambda: html(report),
+        RankFormat.html: lambda: html(report, None if site is None else site.rstrip("/") + "/"),
     }[fmt]()
+    _emit(text, out, force=force, db=db)
+
+
+def _compare(
+    db: Path,
+    options: RankOptions,
+    models: tuple[str, str],
+    fmt: RankFormat,
+    out: Path | None,
+    force: bool,
+) -> None:
+    """`--compare A B`: B - A and the head-to-head record, printed or written to `out`."""
+    from eval.report import (
+        build_comparison,
+        comparison_json,
+        comparison_markdown,
+        comparison_terminal,
+    )
+
+    with reported():
+        comparison = build_comparison(db, options, *models)
+    if fmt is RankFormat.table:
+        from rich.console import Console
+
+        comparison_terminal(comparison, Console())
+        return
+    text = (
+        comparison_json(comparison) if fmt is RankFormat.json else comparison_markdown(comparison)
+    )
+    _emit(text, out, force=force, db=db)
+
+
+def _emit(text: str, out: Path | None, *, force: bool, db: Path) -> None:
+    """Print `text`, or write it to `out` whole and say so."""
     if out is None:
         typer.echo(text)
     else:

@@ -6,7 +6,8 @@
   (`arena.config.inputs`: a regular file, a size cap, bounded aliases and depth), and a key
   written twice in one mapping is refused at its second line (PyYAML would keep the last).
 - `load_topics`, `load_models`: one file each, validated, cross-checked (unique ids and names, a
-  role option on the right role), its `tournament:` section checked on its own.
+  role option on the right role), its `tournament:` section checked on its own;
+  `check_models` does the models file's checks on data already parsed.
 - `resolve_settings`: defaults < topics.yaml `tournament:` < models.yaml `tournament:` < flags.
 - `check_environment`: the environment variables the entries in use name (API keys) are set.
 - `remember_secrets`: the variables every entry names are handed to the redactor
@@ -138,8 +139,13 @@ def load_models(path: Path | None, limits: InputLimits | None = None) -> ModelsF
         from arena.defaults import DEFAULT_MODELS
 
         return validate(ModelsFile, DEFAULT_MODELS, DEFAULT_MODELS_SOURCE, {})
-    source = str(path)
     data, positions = parse_yaml(path, limits)
+    return check_models(data, str(path), positions)
+
+
+def check_models(data: Any, source: str, positions: Positions) -> ModelsFile:
+    """A models file's parsed data checked as `load_models` checks it (`arena models
+    add-adapter` checks the file it is about to write this way)."""
     if not isinstance(data, dict):
         raise ConfigError(source, None, "expected a mapping with 'models:' and 'judges:'")
     _check_role_options(data, source, positions)

@@ -13,6 +13,10 @@ The math lives in `eval.ratings` (Bradley-Terry, Elo), `eval.judges` (judge qual
 `eval.graph` (majority graph and cycles); this module reads, rounds and fills the typed report
 (`eval.report.models`), which every output is rendered from.
 
+`build_comparison` (`arena rank --compare A B`) rates the same battles with the same bootstrap
+rounds, then takes B - A within each round (`eval.compare`) and counts the two models' debates
+against each other by side: a `Comparison`.
+
 Simplified on purpose: the whole selection is read into memory (a few numbers per debate and
 verdict), and rounding happens here, once, so the JSON, tables and figures show the same digits.
 """
@@ -29,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from arena.core.errors import UserError
+from eval.compare import SideRecord, head_to_head_record, paired_difference
 from eval.graph import cycles, edges, majority_graph
 from eval.judges import MISSING, kappa, side_bias, swap_consistency, verbosity
 from eval.judges import cohen_kappa as _cohen
@@ -47,11 +52,14 @@ from eval.ratings import (
     win_matrices,
 )
 from eval.report.models import (
+    COMPARISON_SCHEMA_VERSION,
     JSON_SCHEMA_VERSION,
     Agreement,
     BootstrapSettings,
+    Comparison,
     EloOverTime,
     Filters,
+    HeadToHead,
     JudgeQuality,
     Judges,
     MajorityCycle,
@@ -62,6 +70,7 @@ from eval.report.models import (
     RankReport,
     RatingTable,
     SideAdvantage,
+    SideCounts,
     SwapConsistency,
     WinMatrices,
 )
@@ -251,6 +260,10 @@ class _Rated:
     counts: Counts
     predicted: npt.NDArray[np.float64]
     observed: npt.NDArray[np.float64]
+    ratings: npt.NDArray[np.float64]
+    """Unrounded ratings by model index (the leaderboard's)."""
+    samples: npt.NDArray[np.float64]
+    """The bootstrap rounds' ratings (rounds x models), for paired comparisons."""
 
 
 def _rate(
@@ -286,6 +299,7 @@ def _rate(
         )
         predicted, observed = win_matrices(result.fit, counts, n)
         tie_param = result.fit.tie_param
+        samples = result.samples
     else:
         elo = elo_bootstrap(a, b, outcome, n, options.rounds, rng=rng, k=options.k)
         shift = elo.ratings[anchor] - 1000.0 if anchor is not None else 0.0
@@ -296,6 +310,7 @@ def _rate(
         np.fill_diagonal(predicted, np.nan)
         observed = observed_scores(counts, n)
         tie_param = None
+        samples = elo.samples - shift
     points, games = head_to_head(counts, n)
     played, score = games.sum(axis=1), points.sum(axis=1)
     order = sorted(range(n), key=lambda i: (int(rank[i]), -ratings[i], names[i]))
@@ -316,7 +331,7 @@ def _rate(
         side_advantage=side,
         tie_param=_round(tie_param, 4) if tie_param is not None else None,
     )
-    return _Rated(table, order, counts, predicted, observed)
+    return _Rated(table, order, counts, predicted, observed, ratings, samples)
 
 
 def _matrices(rated: _Rated, names: list[str]) -> WinMatrices:
@@ -426,12 +441,14 @@ def _judge_quality(data: _Data) -> Judges:
     return Judges(per_judge=rows, agreement=agreement, swap=swaps)
 
 
-def build_report(db: Path, options: RankOptions) -> RankReport:
-    """Everything `arena rank` shows (schema in docs/rank.md, generated from the types).
-
-    Raises UserError for filters that name nothing in the database, or when fewer than two models
-    have a judged debate.
-    """
+def _main_battles(
+    db: Path, options: RankOptions
+) -> tuple[
+    _Data,
+    list[str],
+    tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
+]:
+    """The selection read, the main table's models (sorted) and its battles."""
     data = _load(db, options)
     if options.judge is not None and options.judge not in data.judges:
         listing = ", ".join(data.judges) or "none"
@@ -445,7 +462,16 @@ def build_report(db: Path, options: RankOptions) -> RankReport:
         raise UserError(f"no judged debates between two or more models in {db}")
     if options.anchor is not None and options.anchor not in names:
         raise UserError(f"--anchor: no model {options.anchor!r} (models: {', '.join(names)})")
-    a, b, outcome = _battles(data, main_labels, names)
+    return data, names, _battles(data, main_labels, names)
+
+
+def build_report(db: Path, options: RankOptions) -> RankReport:
+    """Everything `arena rank` shows (schema in docs/rank.md, generated from the types).
+
+    Raises UserError for filters that name nothing in the database, or when fewer than two models
+    have a judged debate.
+    """
+    data, names, (a, b, outcome) = _main_battles(db, options)
     main = _rate(names, a, b, outcome, options)
     per_judge: dict[str, RatingTable] = {}
     for j, judge in enumerate(data.judges):
@@ -478,4 +504,58 @@ def build_report(db: Path, options: RankOptions) -> RankReport:
         graph=_graph(main, names),
         per_judge=per_judge,
         judges=_judge_quality(data),
+    )
+
+
+def _side(record: SideRecord) -> SideCounts:
+    return SideCounts(
+        battles=record.battles,
+        first_wins=record.first_wins,
+        second_wins=record.second_wins,
+        ties=record.ties,
+    )
+
+
+def build_comparison(db: Path, options: RankOptions, first: str, second: str) -> Comparison:
+    """`second`'s rating minus `first`'s, from the same bootstrap rounds as the leaderboard that
+    `build_report` would show with these options (paired within each round: `eval.compare`),
+    and their head-to-head record by side.
+
+    Raises UserError for a model that has no judged debate in the selection, and for the same
+    model twice (besides `build_report`'s own errors).
+    """
+    if first == second:
+        raise UserError(f"--compare: give two different models, not {first!r} twice")
+    _, names, (a, b, outcome) = _main_battles(db, options)
+    for name in (first, second):
+        if name not in names:
+            raise UserError(
+                f"--compare: no judged debates of {name!r} in the selection "
+                f"(models: {', '.join(names)})"
+            )
+    i, j = names.index(first), names.index(second)
+    rated = _rate(names, a, b, outcome, options)
+    diff = paired_difference(rated.samples, rated.ratings, i, j, options.level)
+    record = head_to_head_record(a, b, outcome, i, j)
+    rows = {row.model: row for row in rated.table.models}
+    return Comparison(
+        schema_version=COMPARISON_SCHEMA_VERSION,
+        first=first,
+        second=second,
+        method="bradley-terry" if options.method == "bt" else "elo",
+        judge=options.judge or "majority",
+        run_id=options.run_id,
+        filters=Filters(topics=list(options.topics), categories=list(options.categories)),
+        bootstrap=BootstrapSettings(rounds=options.rounds, seed=options.seed, level=options.level),
+        battles=rated.table.battles,
+        ratings=[rows[first], rows[second]],
+        difference=_round(diff.difference),
+        lower=_round(diff.lower),
+        upper=_round(diff.upper),
+        b_above=_round(diff.above, 4),
+        head_to_head=HeadToHead(
+            first_for=_side(record.first_for),
+            second_for=_side(record.second_for),
+            total=_side(record.total),
+        ),
     )

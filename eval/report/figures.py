@@ -14,10 +14,11 @@ chart kinds than these three.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 from eval.report.models import RankReport
+from eval.site import model_href
 
 RATING_COLOUR = "#2b6cb0"
 JUDGE_COLOUR = "#dd6b20"
@@ -135,8 +136,14 @@ def interval_chart(
     )
 
 
-def heatmap(labels: Sequence[str], matrix: Sequence[Sequence[float | None]], title: str) -> str:
-    """Square matrix of scores in [0, 1], row model against column model, values printed."""
+def heatmap(
+    labels: Sequence[str],
+    matrix: Sequence[Sequence[float | None]],
+    title: str,
+    link: Callable[[str, str], str] | None = None,
+) -> str:
+    """Square matrix of scores in [0, 1], row model against column model, values printed;
+    `link(row, column)`: where a cell leads (`arena rank --site`), if anywhere."""
     n = len(labels)
     cell = max(30, min(56, 480 // max(n, 1)))
     longest = max((len(x) for x in labels), default=1)
@@ -161,11 +168,14 @@ def heatmap(labels: Sequence[str], matrix: Sequence[Sequence[float | None]], tit
             fill = heat_colour(v)
             text = "" if v is None else f"{v:.2f}"
             dark = v is not None and abs(v - 0.5) > 0.3
-            parts.append(
+            rect = (
                 f'<rect x="{left + cell * j}" y="{y}" width="{cell}" height="{cell}" '
                 f'fill="{fill}" stroke="#fff"><title>{escape(label)} vs '
                 f"{escape(labels[j])}: {text or 'never met'}</title></rect>"
             )
+            if link is not None and v is not None:
+                rect = f'<a href="{escape(link(label, labels[j]))}">{rect}</a>'
+            parts.append(rect)
             if text:
                 parts.append(
                     f'<text x="{left + cell * j + cell / 2:.1f}" y="{y + cell / 2 + 4:.1f}" '
@@ -232,10 +242,12 @@ def _value(x: float | None) -> float:
     return math.nan if x is None else x
 
 
-def figures(report: RankReport) -> dict[str, str]:
+def figures(report: RankReport, site: str | None = None) -> dict[str, str]:
     """The report's SVG figures by name: ratings, predicted, observed, timeline and (when a
-    judge has a FOR-side win rate) judges."""
+    judge has a FOR-side win rate) judges. With `site` (the address of an `arena view` site),
+    each heatmap cell links to the row model's page, at its debates against the column model."""
     models = report.models
+    link = None if site is None else (lambda a, b: site + model_href(a, b))
     out = {
         "ratings": interval_chart(
             [m.model for m in models],
@@ -248,11 +260,13 @@ def figures(report: RankReport) -> dict[str, str]:
             report.matrices.models,
             report.matrices.predicted,
             "Predicted score, row vs column",
+            link,
         ),
         "observed": heatmap(
             report.matrices.models,
             report.matrices.observed,
             "Observed score, row vs column",
+            link,
         ),
         "timeline": line_chart(
             report.elo_over_time.battle,

@@ -281,6 +281,70 @@ class RankReport(_Model):
     """Judge quality."""
 
 
+class SideCounts(_Model):
+    """The debates of one side assignment between the two compared models."""
+
+    battles: int
+    """Battles (judged debates) of this side assignment."""
+    first_wins: int
+    """Won by the first model (`A` of `--compare A B`)."""
+    second_wins: int
+    """Won by the second model (`B`)."""
+    ties: int
+    """Ties."""
+
+
+class HeadToHead(_Model):
+    """The head-to-head record of A against B, by who argued FOR."""
+
+    first_for: SideCounts
+    """A argued FOR, B AGAINST."""
+    second_for: SideCounts
+    """B argued FOR, A AGAINST."""
+    total: SideCounts
+    """Both side assignments."""
+
+
+class Comparison(_Model):
+    """`arena rank --compare A B`: B's rating minus A's with a paired bootstrap interval, and
+    their head-to-head record; `--format json` prints this object."""
+
+    schema_version: Literal[1]
+    """Version of this schema."""
+    first: str
+    """A, the model compared against (a base model)."""
+    second: str
+    """B, the model compared (an adapter on that base)."""
+    method: Literal["bradley-terry", "elo"]
+    """The rating method (`--method`)."""
+    judge: str
+    """`majority` (each debate's majority verdict) or the judge named by `--judge`."""
+    run_id: str | None
+    """The `--run` filter; null for every run."""
+    filters: Filters
+    """The topic and category filters."""
+    bootstrap: BootstrapSettings
+    """The bootstrap's settings: the same rounds as the leaderboard's."""
+    battles: int
+    """Battles among all the rated models (the leaderboard's)."""
+    ratings: list[ModelRating]
+    """A's and B's rows of the leaderboard, in that order."""
+    difference: float | None
+    """B - A in Elo points (rounded to 0.1)."""
+    lower: float | None
+    """Lower bound of the percentile interval of B - A computed within each bootstrap round."""
+    upper: float | None
+    """Upper bound of that interval."""
+    b_above: float | None
+    """Share of the bootstrap rounds in which B is rated above A (rounded to 4 decimals)."""
+    head_to_head: HeadToHead
+    """The debates between A and B."""
+
+
+COMPARISON_SCHEMA_VERSION: Final[Literal[1]] = 1
+"""The version of the JSON document `arena rank --compare A B --format json` prints."""
+
+
 def report_json_schema() -> dict[str, Any]:
     """The JSON schema of `arena rank --format json`: pydantic's `model_json_schema` of
     `RankReport` in serialization mode, with the dialect named and each description (a field's

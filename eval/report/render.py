@@ -6,6 +6,9 @@ so every output shows the same digits. The HTML page is a Jinja template
 (`eval/templates/report.html.j2`) fed the typed report; its figures come from
 `eval.report.figures`.
 
+A `Comparison` (`arena rank --compare A B`) has three outputs of its own: JSON, a terminal table
+and Markdown (`comparison_json`, `comparison_terminal`, `comparison_markdown`).
+
 Simplified on purpose: JSON is `json.dumps` of `RankReport.model_dump` (indent 1, ASCII), not
 pydantic's own JSON writer, so floats keep Python's shortest repr (`1e-05`, `0.95`) and the
 bytes stay those of schema version 2.
@@ -23,7 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 from eval.report.figures import figures
-from eval.report.models import ModelRating, RankReport
+from eval.report.models import Comparison, ModelRating, RankReport
+from eval.site import model_href
 
 
 def _num(value: float | None, fmt: str = "{:.0f}") -> str:
@@ -44,19 +48,21 @@ def json_text(report: RankReport) -> str:
 MAIN_COLUMNS = ("rank", "model", "rating", "95% CI", "debates", "win rate")
 
 
+def _rating_row(m: ModelRating) -> list[str]:
+    """One leaderboard row's cells, as text (`MAIN_COLUMNS`)."""
+    return [
+        str(m.rank),
+        m.model,
+        _num(m.rating),
+        _ci(m),
+        str(m.debates),
+        _num(m.win_rate, "{:.3f}"),
+    ]
+
+
 def _main_rows(report: RankReport) -> list[list[str]]:
     """The main table's cells, as text (`MAIN_COLUMNS`)."""
-    return [
-        [
-            str(m.rank),
-            m.model,
-            _num(m.rating),
-            _ci(m),
-            str(m.debates),
-            _num(m.win_rate, "{:.3f}"),
-        ]
-        for m in report.models
-    ]
+    return [_rating_row(m) for m in report.models]
 
 
 def _side_line(report: RankReport) -> str:
@@ -244,17 +250,93 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def html(report: RankReport) -> str:
-    """A self-contained HTML page: tables, inline SVG figures, no scripts or external files."""
+def html(report: RankReport, site: str | None = None) -> str:
+    """A self-contained HTML page: tables, inline SVG figures, no scripts or external files.
+    With `site` (the address of an `arena view` site, ending in '/'), leaderboard rows and
+    heatmap cells link to its model pages."""
     return (
         _environment()
         .get_template("report.html.j2")
         .render(
             report=report,
-            figures={k: Markup(v) for k, v in figures(report).items()},
+            site=site,
+            model_href=model_href,
+            figures={k: Markup(v) for k, v in figures(report, site).items()},
             side_line=_side_line(report),
             cycles_line=_cycles_line(report),
             num=_num,
             ci=_ci,
         )
+    )
+
+
+def _comparison_head(c: Comparison) -> list[str]:
+    """The two leaderboard rows, B - A and what it rests on, as lines of text."""
+    who = "majority verdicts" if c.judge == "majority" else f"judge {c.judge}"
+    return [
+        f"{c.second} - {c.first}: {_num(c.difference, '{:+.0f}')} Elo "
+        f"(95% CI {_num(c.lower, '{:+.0f}')} to {_num(c.upper, '{:+.0f}')}, paired bootstrap); "
+        f"{c.second} rated above {c.first} in {_num(c.b_above, '{:.1%}')} of "
+        f"{c.bootstrap.rounds} rounds",
+        f"{c.battles} battles among the rated models ({who}), {c.method}",
+    ]
+
+
+COMPARISON_COLUMNS = ("sides", "debates", "{first} won", "{second} won", "ties")
+
+
+def _comparison_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    """The head-to-head table's header and rows, as text."""
+    header = [h.format(first=c.first, second=c.second) for h in COMPARISON_COLUMNS]
+    h2h = c.head_to_head
+    rows = [
+        [label, str(s.battles), str(s.first_wins), str(s.second_wins), str(s.ties)]
+        for label, s in (
+            (f"{c.first} FOR, {c.second} AGAINST", h2h.first_for),
+            (f"{c.second} FOR, {c.first} AGAINST", h2h.second_for),
+            ("both", h2h.total),
+        )
+    ]
+    return header, rows
+
+
+def comparison_json(c: Comparison) -> str:
+    """The comparison as a JSON document (no trailing newline)."""
+    return json.dumps(c.model_dump(mode="json"), indent=1)
+
+
+def comparison_terminal(c: Comparison, console: Console) -> None:
+    """The two leaderboard rows, B - A with its interval, and the head-to-head table."""
+    table = Table(*MAIN_COLUMNS, title=f"{c.second} vs {c.first}")
+    for m in c.ratings:
+        table.add_row(*_rating_row(m))
+    console.print(table)
+    for line in _comparison_head(c):
+        console.print(line, highlight=False)
+    header, rows = _comparison_rows(c)
+    h2h = Table(*header, title="Head to head")
+    for row in rows:
+        h2h.add_row(*row)
+    console.print(h2h)
+
+
+def comparison_markdown(c: Comparison) -> str:
+    """The comparison as GitHub-flavoured Markdown."""
+    header, rows = _comparison_rows(c)
+    head = _comparison_head(c)
+    return "\n".join(
+        [
+            f"# {c.second} vs {c.first}",
+            "",
+            _md_table(list(MAIN_COLUMNS), [_rating_row(m) for m in c.ratings]),
+            "",
+            head[0] + ".",
+            "",
+            head[1] + ".",
+            "",
+            "## Head to head",
+            "",
+            _md_table(header, rows),
+            "",
+        ]
     )

@@ -1,0 +1,106 @@
+"""`arena view` on a 15,000-debate store: how long the site takes, how big it is, its largest page.
+
+The store is `bench/pairs.py`'s synthetic arena (10 models, 259 topics, 13,726 debates of 10
+turns of 1,500 characters), with a second run of 1,274 debates copied from the first to make
+15,000, and judges' verdicts added by SQL: a plain judge (`sides`) and a swap-check judge
+(`for_a`, `for_b`) on every debate, the swap-check judge's second reading disagreeing on 10%.
+
+Goal (issue 15): the whole site in under 10 s, no page over 2 MB.
+
+    PYTHONPATH=. python bench/view.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from bench.pairs import build_store
+
+REPO = Path(__file__).resolve().parents[1]
+SECOND_RUN = 1_274
+
+VERDICTS_SQL = """
+INSERT INTO verdicts
+SELECT d.debate_id, j.judge, j.variant, j.variant <> 'for_b',
+       CASE WHEN d.winner IS NULL THEN NULL
+            WHEN j.variant = 'for_b' AND hash(d.debate_id) % 10 = 0 THEN
+                 CASE d.winner WHEN 'FOR' THEN 'AGAINST' ELSE 'FOR' END
+            ELSE d.winner END,
+       'Mean evidence strength FOR +0.40, AGAINST -0.10.', d.winner IS NOT NULL, false,
+       '{"winner": "FOR", "rationale": "..."}', NULL, 2100, 30, NULL, 0.4, now()::TIMESTAMP
+FROM debates d, (VALUES ('plain', 'sides'), ('swap', 'for_a'), ('swap', 'for_b')) j(judge, variant)
+"""
+
+
+def extend(path: Path) -> None:
+    """A second run of `SECOND_RUN` debates copied from the first, and every debate's verdicts."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "INSERT INTO runs SELECT 'bench-2', kind, created_at, updated_at, status, seed, turns,"
+            " replicates, max_tokens, config, command, arena_version FROM runs"
+        )
+        con.execute(
+            "INSERT INTO topics SELECT 'bench-2', topic_id, motion, category, tags FROM topics"
+        )
+        con.execute(
+            f"CREATE TEMP TABLE copied AS SELECT debate_id FROM debates ORDER BY debate_id"
+            f" LIMIT {SECOND_RUN}"
+        )
+        con.execute(
+            "INSERT INTO debates SELECT md5(debate_id || '/2'), 'bench-2', topic_id, for_model,"
+            " against_model, replicate, turns_planned, status, winner, error, created_at,"
+            " updated_at FROM debates WHERE debate_id IN (SELECT debate_id FROM copied)"
+        )
+        con.execute(
+            "INSERT INTO turns SELECT md5(debate_id || '/2'), turn_index, side, role, model, text,"
+            " raw_text, reasoning, prompt_tokens, completion_tokens, cost_usd, latency_s,"
+            " finish_reason, call_id || '/2', created_at FROM turns"
+            " WHERE debate_id IN (SELECT debate_id FROM copied)"
+        )
+        con.execute(VERDICTS_SQL)
+        debates, verdicts = con.execute(
+            "SELECT (SELECT count(*) FROM debates), (SELECT count(*) FROM verdicts)"
+        ).fetchone() or (0, 0)
+    print(f"store: {debates:,} debates, {verdicts:,} verdicts")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "arena.duckdb"
+        seconds = build_store(db, 1)
+        extend(db)
+        print(f"built in {time.perf_counter() and seconds:.1f} s (+ extension)")
+        out = Path(folder) / "site"
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "arena", "view", "--db", str(db), "--out", str(out)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+        if result.returncode != 0:
+            sys.exit(result.stderr)
+        print(result.stdout.strip())
+        sizes = {p: p.stat().st_size for p in out.rglob("*") if p.is_file()}
+        largest = max(sizes, key=lambda p: sizes[p])
+        print(f"arena view: {wall:.1f} s wall (interpreter start included); goal < 10 s")
+        print(
+            f"site: {len(sizes):,} files, {sum(sizes.values()) / 2**20:.0f} MiB;"
+            f" largest page {largest.relative_to(out)} {sizes[largest] / 2**20:.2f} MiB"
+            " (goal <= 2 MB)"
+        )
+        for kind in ("debates", "runs", "models"):
+            part = [s for p, s in sizes.items() if p.relative_to(out).parts[0] == kind]
+            print(f"  {kind}/: {len(part):,} pages, largest {max(part) / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
