@@ -103,15 +103,17 @@ def resource_failure(error: Exception, db: Path, what: str = "") -> StoreError:
 
 
 def check_not_truncated(con: duckdb.DuckDBPyConnection, db: Path) -> None:
-    """StoreError if the file `db` (open on `con`) is shorter than the blocks its header counts.
+    """StoreError if the file `db` (open on `con`) is shorter than the blocks in use it holds.
 
     DuckDB opens a truncated file without complaint and fails only when it reads a missing block,
-    which may be in the middle of a run (and then looks like a failed write). The header's block
-    count times the block size is a lower bound of a whole file's size (the headers before the
-    blocks are left out, to stay safe if their size changes).
+    which may be in the middle of a run (and then looks like a failed write). The blocks in use
+    times the block size is a lower bound of a whole file's size (each has its own place in the
+    file; the headers before the blocks are left out, to stay safe if their size changes). Not
+    the header's total count: that includes free blocks, and DuckDB cuts free blocks off the end
+    of the file at a checkpoint (a whole file of 21 used and 4 free blocks has 21 blocks' bytes).
     """
     row = con.execute(
-        "SELECT block_size, total_blocks FROM pragma_database_size()"
+        "SELECT block_size, used_blocks FROM pragma_database_size()"
         " WHERE database_name = current_database()"
     ).fetchone()
     if row is None:
@@ -121,7 +123,7 @@ def check_not_truncated(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     if size < expected:
         raise StoreError(
             f"{db} is damaged: it has {size:,} bytes, and its header counts {int(row[1])} blocks"
-            f" of {int(row[0]):,} bytes (truncated?)"
+            f" in use of {int(row[0]):,} bytes (truncated?)"
         )
 
 

@@ -1305,3 +1305,25 @@ def test_pending_rows_are_frozen_copies(store: Store) -> None:
     row["model"] = "changed after insert"
     store.writer.flush()
     assert store.read("SELECT model FROM calls") == [("alpha",)]
+
+
+def test_free_blocks_cut_off_the_end_are_not_damage(tmp_path: Path) -> None:
+    """A checkpoint that frees the last blocks cuts them off the file, while the header still
+    counts them after a reopen: such a file is whole (DuckDB reads it). (Truncated files are
+    still refused: tests/test_outputs.py `test_a_damaged_database_is_one_line_naming_it`.)"""
+    from storage.store import check_not_truncated
+
+    db = tmp_path / "shrunk.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE keep AS SELECT range AS a FROM range(100000)")
+        con.execute("CHECKPOINT")
+        con.execute("CREATE TABLE big AS SELECT repeat('x', 50) || range AS s FROM range(200000)")
+        con.execute("CHECKPOINT")
+        con.execute("DROP TABLE big")
+        con.execute("INSERT INTO keep VALUES (1)")
+        con.execute("CHECKPOINT")
+    with duckdb.connect(str(db)) as con:
+        size = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+        assert size is not None and size[0] * size[1] > db.stat().st_size  # counts cut blocks
+        check_not_truncated(con, db)
+        assert con.execute("SELECT count(*) FROM keep").fetchone() == (100001,)

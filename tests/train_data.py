@@ -57,3 +57,22 @@ def _cut(source: Path, target: Path, mode: str) -> None:
     datasets.DatasetDict(cut_splits).save_to_disk(str(target))
     if (source / EXPORT_RECORD).is_file():
         shutil.copy(source / EXPORT_RECORD, target / EXPORT_RECORD)
+
+
+def sim_pairs(folder: Path) -> Path:
+    """`folder`/pairs: the pairs `arena pairs --format hf` exports from a small sim tournament
+    (3 debaters, 4 motions, 2 turns; the database is `folder`/arena.duckdb), cut short."""
+    from tests.conftest import run_arena, sim_models, tournament
+
+    models = sim_models({"alpha": 2.0, "beta": 0.0, "gamma": 1.0}, turns=2)
+    done = tournament(folder, models, 4)
+    if done.returncode != 0:
+        raise RuntimeError(f"the sim tournament failed: {done.stderr}")
+    exported = run_arena(
+        "pairs", "--db", folder / "arena.duckdb", "--out", folder / "full", "--format", "hf",
+        "--test-fraction", "0.25",
+    )  # fmt: skip
+    if exported.returncode != 0:
+        raise RuntimeError(f"arena pairs failed: {exported.stderr}")
+    short_pairs(folder / "full", folder / "pairs")
+    return folder / "pairs"
