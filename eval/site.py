@@ -23,6 +23,10 @@ A debate's closest losses are the debates a model lost in which the most countin
 with it (the share of its side's valid counting verdicts, a tie counting half); P(FOR) is not
 used, as only log-probability judges record it.
 
+The debate pages, most of the work, are rendered and written by forked worker processes, one
+per CPU (at most 8), when there are `PARALLEL_FROM` of them or more and the system forks; they
+inherit the transcripts read here, so nothing is sent to them but page ranges.
+
 Simplified on purpose: the whole file is read at once (a 15,000-debate file is a few hundred MB
 of text in memory); the filters act on the page shown, not on a run's other pages; pages are
 rewritten whole on every run of `arena view` (the folder is replaced atomically).
@@ -226,21 +230,79 @@ def _runs(
             )
 
 
+_PENDING: list[tuple[DebateTranscript, DebateSummary]] = []
+"""The debate pages `write_site` is writing, read by the forked workers of `_write_debates`."""
+
+PARALLEL_FROM: Final = 500
+"""Debate pages from which `_write_debates` forks workers (below it, one process is faster)."""
+
+
+def _write_file(folder: Path, path: str, text: str) -> int:
+    target = folder / path
+    data = text.encode("utf-8")
+    target.write_bytes(data)
+    return len(data)
+
+
+def _write_debate_range(folder: Path, start: int, stop: int) -> list[tuple[str, int]]:
+    """Render and write the debate pages `_PENDING[start:stop]`; their paths and sizes."""
+    template = _environment().get_template("site_debate.html.j2")
+    written: list[tuple[str, int]] = []
+    for t, summary in _PENDING[start:stop]:
+        path = f"debates/{page_name(summary.debate_id)}.html"
+        text = template.render(t=t, d=summary, root="../")
+        written.append((path, _write_file(folder, path, text)))
+    return written
+
+
+def _worker_count() -> int:
+    """Worker processes for the debate pages: the CPUs this process may use, at most 8."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(8, cpus or 1)
+
+
+def _write_debates(
+    folder: Path, pages: list[tuple[DebateTranscript, DebateSummary]]
+) -> list[tuple[str, int]]:
+    """Render and write a page per debate into `folder/debates/`: in forked worker processes,
+    one per CPU (at most 8), where the system forks and there are many pages; else here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    (folder / "debates").mkdir(parents=True, exist_ok=True)
+    workers = _worker_count()
+    _PENDING[:] = pages
+    try:
+        if (
+            workers < 2
+            or len(pages) < PARALLEL_FROM
+            or "fork" not in multiprocessing.get_all_start_methods()
+        ):
+            return _write_debate_range(folder, 0, len(pages))
+        step = -(-len(pages) // (workers * 4))  # a few chunks a worker: an even finish
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            chunks = [
+                pool.submit(_write_debate_range, folder, start, start + step)
+                for start in range(0, len(pages), step)
+            ]
+            return [item for chunk in chunks for item in chunk.result()]
+    finally:
+        _PENDING.clear()
+
+
 def write_site(db: str | os.PathLike[str], folder: Path) -> SiteStats:
     """Read every run with debates from `db` and write the site into `folder` (which must exist:
     the caller makes it, as a temporary to rename into place)."""
     env = _environment()
-    debate_page = env.get_template("site_debate.html.j2")
     runs: list[Run] = []
     records: dict[str, ModelRecord] = {}
     written: dict[str, int] = {}
+    pages: list[tuple[DebateTranscript, DebateSummary]] = []
 
     def write(path: str, text: str) -> None:
-        target = folder / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data = text.encode("utf-8")
-        target.write_bytes(data)
-        written[path] = len(data)
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        written[path] = _write_file(folder, path, text)
 
     for (run_id, status, created), transcripts in _runs(db):
         summaries: list[DebateSummary] = []
@@ -249,10 +311,7 @@ def write_site(db: str | os.PathLike[str], folder: Path) -> SiteStats:
             summaries.append(summary)
             for name in (summary.for_model, summary.against_model):
                 records.setdefault(name, ModelRecord(name)).add(summary)
-            write(
-                f"debates/{page_name(summary.debate_id)}.html",
-                debate_page.render(t=t, d=summary, root="../"),
-            )
+            pages.append((t, summary))
         runs.append(
             Run(
                 run_id=run_id,
@@ -264,6 +323,8 @@ def write_site(db: str | os.PathLike[str], folder: Path) -> SiteStats:
                 models=sorted({m for s in summaries for m in (s.for_model, s.against_model)}),
             )
         )
+    written.update(_write_debates(folder, pages))
+    del pages
     table = env.get_template("site_debates.html.j2")
     for run in runs:
         for page in range(1, run.pages + 1):

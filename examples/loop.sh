@@ -19,8 +19,9 @@ mkdir -p "$work"
 db="$work/arena.duckdb"
 say() { printf '\n== %s\n' "$*"; }
 
-say "1. a tournament of the embedded model's three default contestants (the quickstart)"
-arena tournament --topics "$here/quickstart.yaml" --db "$db" --run loop-1 --quiet
+say "1. a tournament of the embedded model under three names (examples/loop-players.yaml)"
+arena tournament --topics "$here/quickstart.yaml" --models "$here/loop-players.yaml" --db "$db" \
+  --run loop-1 --quiet
 
 say "2. turn-level preference pairs from its verdicts (one of the two motions held out)"
 arena pairs --db "$db" --run loop-1 --out "$work/pairs" --format hf --test-fraction 0.5

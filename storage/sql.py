@@ -176,9 +176,29 @@ def read_connection(
                 sealed=None,
             )
         try:
+            if tables:
+                _check_tables(con, db, tables)
             yield con
         finally:
             con.close()
+
+
+def _check_tables(con: duckdb.DuckDBPyConnection, db: Path, tables: Sequence[str]) -> None:
+    """StoreError naming the first of `tables` that `con` cannot read: a DuckDB file that is not
+    a debate-arena database, or one from a version before that table."""
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            " UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        ).fetchall()
+    }
+    missing = [t for t in tables if t not in present]
+    if missing:
+        raise StoreError(
+            f"{os.fspath(db)}: not a debate-arena database, or one from before table"
+            f" {missing[0]!r} (it has no such table)"
+        )
 
 
 def _scratch_folder(db: Path, scratch_dir: str | os.PathLike[str] | None) -> Path:

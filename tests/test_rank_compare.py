@@ -128,6 +128,7 @@ def test_table_markdown_and_out(db: Path, tmp_path: Path) -> None:
         (("--compare", "weak", "nobody"), "no judged debates of 'nobody'"),
         (("--compare", "weak", "weak"), "two different models"),
         (("--compare", "weak", "strong", "-f", "html"), "--compare: choose --format"),
+        (("--compare", "weak", "strong", "-o", "x.json"), "choose --format json or markdown to"),
     ],
 )
 def test_bad_compare(db: Path, args: tuple[str, ...], message: str) -> None:

@@ -456,3 +456,12 @@ def test_html_report_is_self_contained_and_renders_in_chromium(
     cells = [v for row in report.matrices.predicted for v in row if v is not None]
     extreme = max(cells, key=lambda v: abs(v - 0.5))
     assert seen(heat_colour(extreme), 400), "heatmap not rendered"
+
+
+def test_a_value_that_rounds_to_zero_has_no_minus_sign() -> None:
+    from eval.report.render import _num
+
+    assert _num(-0.3, "{:+.0f}") == "+0"  # a FOR-side advantage of -0.3 Elo
+    assert _num(-0.6, "{:+.0f}") == "-1"
+    assert _num(-0.004, "{:.2f}") == "0.00"
+    assert _num(-12.0) == "-12" and _num(float("nan")) == "n/a"

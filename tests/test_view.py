@@ -4,11 +4,13 @@ the rank report's links reach the debate pages. Plus pagination, refusals and at
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -43,7 +45,7 @@ def site(db: Path) -> Path:
     out = db.parent / "site"
     code, stdout, stderr = arena("view", "--db", db, "--out", out)
     assert code == 0, stderr
-    assert stdout.startswith(f"wrote {out}/index.html: 1 runs, 12 debates, 17 pages, ")
+    assert stdout.startswith(f"wrote {out}/index.html: 1 run, 12 debates, 17 pages, ")
     return out
 
 
@@ -195,6 +197,42 @@ def test_pages_split_a_run_and_debates_link_back(
     assert stats.largest[1] == max(p.stat().st_size for p in out.rglob("*.html"))
 
 
+_WRITE_DEBATES = site_module._write_debate_range
+
+
+def _marked(folder: Path, start: int, stop: int) -> list[tuple[str, int]]:
+    """`_write_debate_range` that leaves its process id in $ARENA_TEST_PIDS (a worker's
+    function must be importable by name)."""
+    (Path(os.environ["ARENA_TEST_PIDS"]) / str(os.getpid())).touch()
+    return _WRITE_DEBATES(folder, start, stop)
+
+
+def test_forked_workers_write_the_same_site(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The debate pages of a large site are written by forked workers: the same bytes as one
+    process writes, from more than one process."""
+    one = tmp_path / "one"
+    one.mkdir()
+    monkeypatch.setattr(site_module, "PARALLEL_FROM", 10**9)
+    write_site(db, one)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    monkeypatch.setenv("ARENA_TEST_PIDS", str(pids))
+    monkeypatch.setattr(site_module, "_write_debate_range", _marked)
+    monkeypatch.setattr(site_module, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(site_module, "_worker_count", lambda: 3)
+    forked = tmp_path / "forked"
+    forked.mkdir()
+    stats = write_site(db, forked)
+    workers = {int(p.name) for p in pids.iterdir()}
+    assert len(workers) >= 2 and os.getpid() not in workers  # the pages came from workers
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(forked) for p in forked.rglob("*") if p.is_file())
+    assert all((one / f).read_bytes() == (forked / f).read_bytes() for f in files)
+    assert stats.files == len(files) == 17 and site_module._PENDING == []
+
+
 def test_refusals_leave_the_folder_as_it_was(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     out.mkdir()
@@ -207,6 +245,12 @@ def test_refusals_leave_the_folder_as_it_was(db: Path, tmp_path: Path) -> None:
     assert code == 2 and "database" in err
     code, _, err = arena("view", "--db", tmp_path / "none.duckdb", "--out", tmp_path / "s")
     assert code == 2 and "none.duckdb" in err and not (tmp_path / "s").exists()
+    other = tmp_path / "other.duckdb"  # a DuckDB file, but not one of ours
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE x (a INTEGER)")
+    code, _, err = arena("view", "--db", other, "--out", tmp_path / "s")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "not a debate-arena database" in err and not (tmp_path / "s").exists()
     code, _, err = arena("view", "--db", db, "--out", out, "--force")
     assert code == 0, err
     assert not (out / "mine.txt").exists() and (out / "index.html").is_file()

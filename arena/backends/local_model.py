@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -362,7 +363,11 @@ def _load(
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter)
+        with warnings.catch_warnings():  # peft asks transformers a name it has deprecated
+            warnings.filterwarnings(
+                "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
+            )
+            model = PeftModel.from_pretrained(model, adapter)
     model.to(device)
     model.eval()
     config = model.config

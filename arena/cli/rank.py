@@ -105,7 +105,8 @@ def rank(
             "--compare: choose --format table, json or markdown (the HTML report is of all models)"
         )
     if out is not None and fmt is RankFormat.table:
-        fail("--out: choose --format json, markdown or html to write a file")
+        formats = "json or markdown" if compare is not None else "json, markdown or html"
+        fail(f"--out: choose --format {formats} to write a file")
     if out is not None and not out.parent.is_dir():
         fail(f"--out: no directory {out.parent}")
     if out is not None:

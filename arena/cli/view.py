@@ -42,6 +42,7 @@ def view(
             fail(f"{out}: could not write the site: {error.strerror or error}", code=code)
     size = stats.bytes / 2**20
     typer.echo(
-        f"wrote {out}/index.html: {stats.runs} runs, {stats.debates} debates,"
+        f"wrote {out}/index.html: {stats.runs} run{'' if stats.runs == 1 else 's'},"
+        f" {stats.debates} debates,"
         f" {stats.files} pages, {size:.1f} MiB"
     )

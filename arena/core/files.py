@@ -54,6 +54,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 from arena.core.errors import UserError
 
@@ -252,15 +253,31 @@ def scratch_dir(parent: str | os.PathLike[str], prefix: str = SCRATCH_PREFIX) ->
         _remove(folder)
 
 
+FSYNC_THREADS: Final = 16
+"""Files of a tree flushed at once: the disk commits concurrent flushes together (a 15,000-page
+`arena view` site: 2.0 s against 3.7 s one by one)."""
+
+
 def _fsync(path: Path) -> None:
-    """Flush `path` (a file, or every file and folder in a tree) to the disk."""
-    if path.is_dir():
-        for folder, _subdirs, files in os.walk(path):
-            for name in files:
-                _fsync_one(Path(folder) / name)
-            _fsync_one(Path(folder), directory=True)
-    else:
+    """Flush `path` (a file, or every file and folder in a tree, the folders last) to the disk."""
+    if not path.is_dir():
         _fsync_one(path)
+        return
+    files: list[Path] = []
+    folders: list[Path] = []
+    for top, _subdirs, names in os.walk(path):
+        files += [Path(top) / name for name in names]
+        folders.append(Path(top))
+    if len(files) < 2 * FSYNC_THREADS:
+        for file in files:
+            _fsync_one(file)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="arena-fsync") as pool:
+            list(pool.map(_fsync_one, files))
+    for each in reversed(folders):
+        _fsync_one(each, directory=True)
 
 
 def _fsync_one(path: Path, directory: bool = False) -> None:

@@ -33,7 +33,10 @@ from eval.site import model_href
 def _num(value: float | None, fmt: str = "{:.0f}") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
-    return fmt.format(value)
+    text = fmt.format(value)
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        return fmt.format(0.0)  # -0.3 is "+0" or "0", not "-0"
+    return text
 
 
 def _ci(row: ModelRating, fmt: str = "{:.0f}") -> str:
