@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -97,6 +98,7 @@ def floor(sizes: list[int], target: Path) -> float:
 
 
 def view(db: Path, out: Path) -> float:
+    """Seconds `arena view` takes, as a command; prints its output and its peak RSS."""
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "arena", "view", "--db", str(db), "--out", str(out)],
@@ -108,7 +110,8 @@ def view(db: Path, out: Path) -> float:
     wall = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(result.stderr)
-    print(result.stdout.strip())
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(result.stdout.strip(), f"(largest process so far: peak RSS {peak:,.0f} MB)")
     return wall
 
 

@@ -23,13 +23,16 @@ A debate's closest losses are the debates a model lost in which the most countin
 with it (the share of its side's valid counting verdicts, a tie counting half); P(FOR) is not
 used, as only log-probability judges record it.
 
-The debate pages, most of the work, are rendered and written by forked worker processes, one
-per CPU (at most 8), when there are `PARALLEL_FROM` of them or more and the system forks; they
-inherit the transcripts read here, so nothing is sent to them but page ranges.
+The debate pages, most of the work, are rendered and written by forked worker processes while
+the next debates are read: a run of `PARALLEL_FROM` debates or more is read in chunks of about
+`CHUNK` (hash partitions of its debates), and each chunk goes to a new worker, forked when it has
+been read, so that it inherits the chunk and nothing has to be sent; at most one worker per CPU
+(8 at most) at once. Where the system does not fork, or with one CPU, all is done here. A worker's
+`OSError` is raised here; an error or Ctrl-C here ends the workers.
 
-Simplified on purpose: the whole file is read at once (a 15,000-debate file is a few hundred MB
-of text in memory); the filters act on the page shown, not on a run's other pages; pages are
-rewritten whole on every run of `arena view` (the folder is replaced atomically).
+Simplified on purpose: without workers a run is read at once (a 15,000-debate run is a few
+hundred MB of text in memory); the filters act on the page shown, not on a run's other pages;
+pages are rewritten whole on every run of `arena view` (the folder is replaced atomically).
 """
 
 from __future__ import annotations
@@ -41,19 +44,25 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import jinja2
 
 from eval.transcripts import (
+    ORDER,
     VARIANTS,
     DebateTranscript,
+    Fetch,
     connection_fetch,
     gather,
     judges_disagree,
 )
 from eval.transcripts_render import VERDICT_COLUMNS, about, headline, turn_usage, verdict_cells
 from storage import read_connection
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 PAGE_SIZE: Final = 250
 """Debates per page of a run's debates table."""
@@ -218,23 +227,47 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+CHUNK: Final = 1_000
+"""Debates read per query when the pages are written by workers: each chunk goes to a worker
+while the next one is read."""
+
+PARALLEL_FROM: Final = 500
+"""Debates in a run from which its pages are written by forked workers (below: here)."""
+
+_PENDING: list[tuple[DebateTranscript, DebateSummary]] = []
+"""The chunk of debate pages that the next forked worker writes (it inherits this list)."""
+
+
 def _runs(
-    db: str | os.PathLike[str],
-) -> Iterator[tuple[tuple[str, str, str], list[DebateTranscript]]]:
+    db: str | os.PathLike[str], chunked: bool
+) -> Iterator[tuple[tuple[str, str, str], list[str], Iterator[list[DebateTranscript]]]]:
+    """Each run with debates: (id, status, created), its debate ids in page order, and its
+    transcripts, in chunks of about `CHUNK` debates (`chunked`) or all at once."""
     with read_connection(db, tables=["runs", "topics", "debates", "turns", "verdicts"]) as con:
         fetch = connection_fetch(con)
         for run in fetch(RUNS_SQL, [])[1]:
-            yield (
-                (str(run[0]), str(run[1]), str(run[2])),
-                gather(fetch, "{id} IN (SELECT debate_id FROM debates WHERE run_id = ?)", [run[0]]),
-            )
+            run_id = str(run[0])
+            ids = [
+                str(row[0])
+                for row in fetch(
+                    f"SELECT d.debate_id FROM debates d WHERE d.run_id = ? ORDER BY {ORDER}",
+                    [run_id],
+                )[1]
+            ]
+            parts = max(1, len(ids) // CHUNK) if chunked and len(ids) >= PARALLEL_FROM else 1
+
+            yield (run_id, str(run[1]), str(run[2])), ids, _chunks(fetch, run_id, parts)
 
 
-_PENDING: list[tuple[DebateTranscript, DebateSummary]] = []
-"""The debate pages `write_site` is writing, read by the forked workers of `_write_debates`."""
-
-PARALLEL_FROM: Final = 500
-"""Debate pages from which `_write_debates` forks workers (below it, one process is faster)."""
+def _chunks(fetch: Fetch, run_id: str, parts: int) -> Iterator[list[DebateTranscript]]:
+    """The run's transcripts in `parts` hash partitions of its debates, each in page order (the
+    partitions' queries together take about as long as one query of the whole run)."""
+    where = "{id} IN (SELECT debate_id FROM debates WHERE run_id = ?"
+    if parts == 1:
+        yield gather(fetch, where + ")", [run_id])
+        return
+    for part in range(parts):
+        yield gather(fetch, where + " AND hash(debate_id) % ? = ?)", [run_id, parts, part])
 
 
 def _write_file(folder: Path, path: str, text: str) -> int:
@@ -244,11 +277,13 @@ def _write_file(folder: Path, path: str, text: str) -> int:
     return len(data)
 
 
-def _write_debate_range(folder: Path, start: int, stop: int) -> list[tuple[str, int]]:
-    """Render and write the debate pages `_PENDING[start:stop]`; their paths and sizes."""
+def _write_debate_pages(
+    folder: Path, pages: list[tuple[DebateTranscript, DebateSummary]]
+) -> list[tuple[str, int]]:
+    """Render and write the debate pages `pages`; their paths and sizes."""
     template = _environment().get_template("site_debate.html.j2")
     written: list[tuple[str, int]] = []
-    for t, summary in _PENDING[start:stop]:
+    for t, summary in pages:
         path = f"debates/{page_name(summary.debate_id)}.html"
         text = template.render(t=t, d=summary, root="../")
         written.append((path, _write_file(folder, path, text)))
@@ -261,34 +296,86 @@ def _worker_count() -> int:
     return min(8, cpus or 1)
 
 
-def _write_debates(
-    folder: Path, pages: list[tuple[DebateTranscript, DebateSummary]]
-) -> list[tuple[str, int]]:
-    """Render and write a page per debate into `folder/debates/`: in forked worker processes,
-    one per CPU (at most 8), where the system forks and there are many pages; else here."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def _forked_worker(folder: Path, answer: Connection) -> None:
+    """A forked worker's life: write the pages of `_PENDING` and send back their sizes, or the
+    `OSError` that stopped it (as errno, message and file name). Ctrl-C is the parent's to
+    handle (it ends its workers), and the parent's signal handlers are not for here."""
+    import signal
 
-    (folder / "debates").mkdir(parents=True, exist_ok=True)
-    workers = _worker_count()
-    _PENDING[:] = pages
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
     try:
-        if (
-            workers < 2
-            or len(pages) < PARALLEL_FROM
-            or "fork" not in multiprocessing.get_all_start_methods()
-        ):
-            return _write_debate_range(folder, 0, len(pages))
-        step = -(-len(pages) // (workers * 4))  # a few chunks a worker: an even finish
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            chunks = [
-                pool.submit(_write_debate_range, folder, start, start + step)
-                for start in range(0, len(pages), step)
-            ]
-            return [item for chunk in chunks for item in chunk.result()]
+        answer.send(("ok", _write_debate_pages(folder, _PENDING)))
+    except OSError as error:
+        answer.send(("error", error.errno, error.strerror or str(error), error.filename))
     finally:
-        _PENDING.clear()
+        answer.close()
+
+
+class _DebateWriter:
+    """Writes the debate pages chunk by chunk: each chunk in a forked worker process while the
+    next chunk is read, at most `_worker_count()` at once, where the system forks and there are
+    two CPUs or more; else here, at once."""
+
+    def __init__(self, folder: Path) -> None:
+        import multiprocessing
+
+        self.folder = folder
+        self.written: dict[str, int] = {}
+        self.workers = _worker_count()
+        self.forks = self.workers >= 2 and "fork" in multiprocessing.get_all_start_methods()
+        self.running: list[tuple[BaseProcess, Connection]] = []
+        (folder / "debates").mkdir(parents=True, exist_ok=True)
+
+    def write(self, pages: list[tuple[DebateTranscript, DebateSummary]]) -> None:
+        if not self.forks or len(pages) < 2:
+            self.written.update(_write_debate_pages(self.folder, pages))
+            return
+        import multiprocessing
+
+        while len(self.running) >= self.workers:
+            self._collect(self.running.pop(0))
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        _PENDING[:] = pages
+        try:
+            process = context.Process(target=_forked_worker, args=(self.folder, send), daemon=True)
+            process.start()
+        finally:
+            _PENDING.clear()  # the worker has its own copy; here they may go
+            send.close()
+        self.running.append((process, receive))
+
+    def _collect(self, worker: tuple[BaseProcess, Connection]) -> None:
+        process, receive = worker
+        try:
+            answer = receive.recv()
+        except EOFError:
+            answer = ("died",)
+        finally:
+            receive.close()
+            process.join()
+        if answer[0] == "ok":
+            self.written.update(answer[1])
+        elif answer[0] == "error":
+            raise OSError(answer[1], answer[2], answer[3])
+        else:
+            raise OSError(f"a worker writing debate pages ended with exit code {process.exitcode}")
+
+    def finish(self) -> dict[str, int]:
+        """Wait for the workers; the paths and sizes of every debate page written."""
+        while self.running:
+            self._collect(self.running.pop(0))
+        return self.written
+
+    def stop(self) -> None:
+        """End the workers still running (after an error or an interruption here)."""
+        for process, receive in self.running:
+            process.terminate()
+            process.join()
+            receive.close()
+        self.running.clear()
 
 
 def write_site(db: str | os.PathLike[str], folder: Path) -> SiteStats:
@@ -298,33 +385,42 @@ def write_site(db: str | os.PathLike[str], folder: Path) -> SiteStats:
     runs: list[Run] = []
     records: dict[str, ModelRecord] = {}
     written: dict[str, int] = {}
-    pages: list[tuple[DebateTranscript, DebateSummary]] = []
 
     def write(path: str, text: str) -> None:
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         written[path] = _write_file(folder, path, text)
 
-    for (run_id, status, created), transcripts in _runs(db):
-        summaries: list[DebateSummary] = []
-        for k, t in enumerate(transcripts):
-            summary = summarise(t, 1 + k // PAGE_SIZE)
-            summaries.append(summary)
-            for name in (summary.for_model, summary.against_model):
-                records.setdefault(name, ModelRecord(name)).add(summary)
-            pages.append((t, summary))
-        runs.append(
-            Run(
-                run_id=run_id,
-                status=status,
-                created_at=created,
-                debates=summaries,
-                pages=max(1, -(-len(summaries) // PAGE_SIZE)),
-                topics=sorted({s.topic_id for s in summaries}),
-                models=sorted({m for s in summaries for m in (s.for_model, s.against_model)}),
+    debates = _DebateWriter(folder)
+    try:
+        for (run_id, status, created), ids, chunks in _runs(db, chunked=debates.forks):
+            position = {debate_id: k for k, debate_id in enumerate(ids)}
+            found: dict[int, DebateSummary] = {}
+            for transcripts in chunks:
+                pages: list[tuple[DebateTranscript, DebateSummary]] = []
+                for t in transcripts:
+                    k = position[t.debate.debate_id]
+                    found[k] = summarise(t, 1 + k // PAGE_SIZE)
+                    pages.append((t, found[k]))
+                debates.write(pages)
+                del pages, transcripts
+            summaries = [found[k] for k in sorted(found)]
+            for summary in summaries:
+                for name in (summary.for_model, summary.against_model):
+                    records.setdefault(name, ModelRecord(name)).add(summary)
+            runs.append(
+                Run(
+                    run_id=run_id,
+                    status=status,
+                    created_at=created,
+                    debates=summaries,
+                    pages=max(1, -(-len(summaries) // PAGE_SIZE)),
+                    topics=sorted({s.topic_id for s in summaries}),
+                    models=sorted({m for s in summaries for m in (s.for_model, s.against_model)}),
+                )
             )
-        )
-    written.update(_write_debates(folder, pages))
-    del pages
+        written.update(debates.finish())
+    finally:
+        debates.stop()
     table = env.get_template("site_debates.html.j2")
     for run in runs:
         for page in range(1, run.pages + 1):

@@ -196,8 +196,7 @@ def _check_tables(con: duckdb.DuckDBPyConnection, db: Path, tables: Sequence[str
     missing = [t for t in tables if t not in present]
     if missing:
         raise StoreError(
-            f"{os.fspath(db)}: not a debate-arena database, or one from before table"
-            f" {missing[0]!r} (it has no such table)"
+            f"{os.fspath(db)} is not a debate-arena database (it has no table {missing[0]!r})"
         )
 
 

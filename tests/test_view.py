@@ -4,10 +4,12 @@ the rank report's links reach the debate pages. Plus pagination, refusals and at
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import duckdb
@@ -17,6 +19,7 @@ from typer.testing import CliRunner
 from arena.cli import app
 from eval import site as site_module
 from eval.site import page_name, write_site
+from eval.transcripts import DebateTranscript
 from tests.conftest import query, sim_models, tournament
 
 JUDGES = [
@@ -197,40 +200,99 @@ def test_pages_split_a_run_and_debates_link_back(
     assert stats.largest[1] == max(p.stat().st_size for p in out.rglob("*.html"))
 
 
-_WRITE_DEBATES = site_module._write_debate_range
+_WRITE_DEBATES = site_module._write_debate_pages
 
 
-def _marked(folder: Path, start: int, stop: int) -> list[tuple[str, int]]:
-    """`_write_debate_range` that leaves its process id in $ARENA_TEST_PIDS (a worker's
-    function must be importable by name)."""
+def _marked(
+    folder: Path, pages: list[tuple[DebateTranscript, site_module.DebateSummary]]
+) -> list[tuple[str, int]]:
+    """`_write_debate_pages` that leaves its process id in $ARENA_TEST_PIDS."""
     (Path(os.environ["ARENA_TEST_PIDS"]) / str(os.getpid())).touch()
-    return _WRITE_DEBATES(folder, start, stop)
+    return _WRITE_DEBATES(folder, pages)
 
 
 def test_forked_workers_write_the_same_site(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The debate pages of a large site are written by forked workers: the same bytes as one
-    process writes, from more than one process."""
+    """A large run's debate pages are written by forked workers, chunk by chunk as they are
+    read: the same bytes as one process writes, from more than one process."""
     one = tmp_path / "one"
     one.mkdir()
-    monkeypatch.setattr(site_module, "PARALLEL_FROM", 10**9)
+    monkeypatch.setattr(site_module, "_worker_count", lambda: 1)
     write_site(db, one)
     pids = tmp_path / "pids"
     pids.mkdir()
     monkeypatch.setenv("ARENA_TEST_PIDS", str(pids))
-    monkeypatch.setattr(site_module, "_write_debate_range", _marked)
+    monkeypatch.setattr(site_module, "_write_debate_pages", _marked)
     monkeypatch.setattr(site_module, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(site_module, "_worker_count", lambda: 3)
+    monkeypatch.setattr(site_module, "CHUNK", 4)  # 12 debates: 3 chunks
+    monkeypatch.setattr(site_module, "_worker_count", lambda: 2)
     forked = tmp_path / "forked"
     forked.mkdir()
     stats = write_site(db, forked)
     workers = {int(p.name) for p in pids.iterdir()}
-    assert len(workers) >= 2 and os.getpid() not in workers  # the pages came from workers
+    assert len(workers) == 3 and os.getpid() not in workers  # a worker per chunk
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(forked) for p in forked.rglob("*") if p.is_file())
     assert all((one / f).read_bytes() == (forked / f).read_bytes() for f in files)
     assert stats.files == len(files) == 17 and site_module._PENDING == []
+
+
+def test_a_worker_that_cannot_write_stops_the_site(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's OSError comes back as the same error here (ENOSPC: `arena view` exits 4)."""
+    monkeypatch.setattr(site_module, "_write_debate_pages", _full)
+    monkeypatch.setattr(site_module, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(site_module, "CHUNK", 4)
+    monkeypatch.setattr(site_module, "_worker_count", lambda: 2)
+    out = tmp_path / "site"
+    out.mkdir()
+    with pytest.raises(OSError) as raised:
+        write_site(db, out)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == "debates/x.html"
+
+
+def _slow(
+    folder: Path, pages: list[tuple[DebateTranscript, site_module.DebateSummary]]
+) -> list[tuple[str, int]]:
+    time.sleep(120)
+    raise AssertionError("a stopped worker must not get here")
+
+
+def test_an_error_here_ends_the_workers(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error (or Ctrl-C) while a later chunk is read ends the workers still writing: the
+    error comes at once, and no worker outlives `write_site`."""
+    import multiprocessing
+
+    calls: list[str] = []
+    summarise = site_module.summarise
+
+    def failing(t: DebateTranscript, page: int) -> site_module.DebateSummary:
+        calls.append(t.debate.debate_id)
+        if len(calls) > 4:  # the second chunk: the first one's worker is asleep
+            raise KeyboardInterrupt
+        return summarise(t, page)
+
+    monkeypatch.setattr(site_module, "_write_debate_pages", _slow)
+    monkeypatch.setattr(site_module, "summarise", failing)
+    monkeypatch.setattr(site_module, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(site_module, "CHUNK", 4)
+    monkeypatch.setattr(site_module, "_worker_count", lambda: 2)
+    out = tmp_path / "site"
+    out.mkdir()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        write_site(db, out)
+    assert time.monotonic() - started < 60 and multiprocessing.active_children() == []
+
+
+def _full(
+    folder: Path, pages: list[tuple[DebateTranscript, site_module.DebateSummary]]
+) -> list[tuple[str, int]]:
+    raise OSError(errno.ENOSPC, "No space left on device", "debates/x.html")
 
 
 def test_refusals_leave_the_folder_as_it_was(db: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from arena.cli.common import DB_OPTION, EXIT_WRITE, fail, reported
+from arena.cli.common import DB_OPTION, EXIT_WRITE, fail, interruptible, reported
 
 
 def view(
@@ -29,7 +29,10 @@ def view(
     from arena.core.files import atomic_output, check_output
     from eval.site import write_site
 
-    with reported():
+    def stopped(name: str) -> str:
+        return f"interrupted by {name}: {out} is as it was, and no scratch is left"
+
+    with reported(), interruptible(stopped):
         check_output(out, force=force, protected=[db], directory=True)
         if not db.is_file():
             fail(f"--db: no file {db}")
