@@ -318,3 +318,25 @@ def test_other_settings_are_refused_and_the_same_command_resumes(trained: Path) 
     db = trained / "arena.duckdb"
     assert query(db, "SELECT count(*), max(steps) FROM training_runs") == [(1, 3)]
     assert query(db, "SELECT count(*) FROM training_metrics WHERE name = 'loss'") == [(3,)]
+
+
+def test_progress_off_a_terminal_is_one_line_a_log() -> None:
+    """In a log file (not a terminal) each logged step is one line, however narrow the console."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from training.callbacks import ArenaProgress
+
+    out = io.StringIO()
+    progress = ArenaProgress(Console(file=out, width=40, force_terminal=False))
+    state = SimpleNamespace(global_step=0, max_steps=8, is_world_process_zero=True)
+    progress.on_train_begin(None, state, None)
+    for step in (1, 2):
+        state.global_step = step
+        logs = {"loss": 0.69, "rewards/margins": -0.00585, "rewards/accuracies": 0.5}
+        progress.on_log(None, state, None, logs={**logs, "learning_rate": 4.29e-05})
+    lines = out.getvalue().splitlines()
+    assert [line.split(" | ")[0] for line in lines] == ["step 1/8", "step 2/8"]
+    assert all(len(line) > 40 and line.endswith("tok/s -") for line in lines)

@@ -235,7 +235,8 @@ class ArenaProgress(TrainerCallback):
         if self.bar is not None:
             self._refresh(state)
         elif "loss" in logs:
-            self.console.print(self._line(int(state.global_step), int(state.max_steps)))
+            line = self._line(int(state.global_step), int(state.max_steps))
+            self.console.print(line, soft_wrap=True)  # one line a step in a log file
 
     def note(self, metrics: Mapping[str, float]) -> None:
         """Show values that do not come through the trainer's log (a perplexity check)."""
