@@ -563,6 +563,12 @@ def test_a_query_that_needs_gigabytes_is_cancelled_at_its_memory_budget(
     assert tournament.calls() > before
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it, in the client: a pytest started as a background job of
+    a script has SIGINT ignored, and its children would inherit that (and never see the signal)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_query_is_cancelled_when_its_client_goes_away(tournament: Tournament) -> None:
     """`arena sql` interrupted with Ctrl-C: the tournament stops working on its query at once."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -573,6 +579,7 @@ def test_a_query_is_cancelled_when_its_client_goes_away(tournament: Tournament) 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_in_a_terminal,
     )
     busy = 0.0
     deadline = time.monotonic() + 30
@@ -602,6 +609,7 @@ def test_ctrl_c_cancels_a_query_on_a_file_at_once(closed_db: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_in_a_terminal,
     )
     time.sleep(4)  # started, and deep in the query
     interrupted = time.monotonic()
