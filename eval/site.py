@@ -255,7 +255,6 @@ def _runs(
                 )[1]
             ]
             parts = max(1, len(ids) // CHUNK) if chunked and len(ids) >= PARALLEL_FROM else 1
-
             yield (run_id, str(run[1]), str(run[2])), ids, _chunks(fetch, run_id, parts)
 
 

@@ -62,6 +62,7 @@ from storage.query import (
     sealed_config,
 )
 from storage.schema import apply_migrations, pending_migrations, pending_views
+from storage.snapshot import table_names
 from storage.store import busy_error, is_lock_error, open_store_at, resolve_db_path
 
 LOCK_WAIT_S = 3.0
@@ -184,15 +185,9 @@ def read_connection(
 
 
 def _check_tables(con: duckdb.DuckDBPyConnection, db: Path, tables: Sequence[str]) -> None:
-    """StoreError naming the first of `tables` that `con` cannot read: a DuckDB file that is not
-    a debate-arena database, or one from a version before that table."""
-    present = {
-        row[0]
-        for row in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-            " UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal"
-        ).fetchall()
-    }
+    """StoreError naming the first of `tables` that `con`'s database lacks: a DuckDB file that is
+    not a debate-arena database (the tables a snapshot copies; views are not among them)."""
+    present = set(table_names(con))
     missing = [t for t in tables if t not in present]
     if missing:
         raise StoreError(

@@ -200,6 +200,13 @@ def test_pages_split_a_run_and_debates_link_back(
     assert stats.largest[1] == max(p.stat().st_size for p in out.rglob("*.html"))
 
 
+def _workers_by_chunks_of_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forked workers for the test database's small run: chunks of 4 debates, 2 at once."""
+    monkeypatch.setattr(site_module, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(site_module, "CHUNK", 4)
+    monkeypatch.setattr(site_module, "_worker_count", lambda: 2)
+
+
 _WRITE_DEBATES = site_module._write_debate_pages
 
 
@@ -224,9 +231,7 @@ def test_forked_workers_write_the_same_site(
     pids.mkdir()
     monkeypatch.setenv("ARENA_TEST_PIDS", str(pids))
     monkeypatch.setattr(site_module, "_write_debate_pages", _marked)
-    monkeypatch.setattr(site_module, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(site_module, "CHUNK", 4)  # 12 debates: 3 chunks
-    monkeypatch.setattr(site_module, "_worker_count", lambda: 2)
+    _workers_by_chunks_of_4(monkeypatch)  # 12 debates: 3 chunks
     forked = tmp_path / "forked"
     forked.mkdir()
     stats = write_site(db, forked)
@@ -243,9 +248,7 @@ def test_a_worker_that_cannot_write_stops_the_site(
 ) -> None:
     """A worker's OSError comes back as the same error here (ENOSPC: `arena view` exits 4)."""
     monkeypatch.setattr(site_module, "_write_debate_pages", _full)
-    monkeypatch.setattr(site_module, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(site_module, "CHUNK", 4)
-    monkeypatch.setattr(site_module, "_worker_count", lambda: 2)
+    _workers_by_chunks_of_4(monkeypatch)
     out = tmp_path / "site"
     out.mkdir()
     with pytest.raises(OSError) as raised:
@@ -278,9 +281,7 @@ def test_an_error_here_ends_the_workers(
 
     monkeypatch.setattr(site_module, "_write_debate_pages", _slow)
     monkeypatch.setattr(site_module, "summarise", failing)
-    monkeypatch.setattr(site_module, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(site_module, "CHUNK", 4)
-    monkeypatch.setattr(site_module, "_worker_count", lambda: 2)
+    _workers_by_chunks_of_4(monkeypatch)
     out = tmp_path / "site"
     out.mkdir()
     started = time.monotonic()
