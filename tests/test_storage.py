@@ -331,6 +331,18 @@ EXPECTED_SCHEMA: dict[str, list[tuple[str, str]]] = {
         ("value", "DOUBLE"),
         ("created_at", "TIMESTAMP"),
     ],
+    "training_completions": [  # 0008_grpo.sql
+        ("run_id", "VARCHAR"),
+        ("step", "INTEGER"),
+        ("kind", "VARCHAR"),
+        ("idx", "INTEGER"),
+        ("prompt", "VARCHAR"),
+        ("completion", "VARCHAR"),
+        ("reward", "DOUBLE"),
+        ("rewards", "JSON"),
+        ("advantage", "DOUBLE"),
+        ("created_at", "TIMESTAMP"),
+    ],
 }
 
 EXPECTED_PRIMARY_KEYS = {
@@ -346,6 +358,7 @@ EXPECTED_PRIMARY_KEYS = {
     "runs": ["run_id"],
     "schema_migrations": ["version"],
     "topics": ["run_id", "topic_id"],
+    "training_completions": ["run_id", "step", "kind", "idx"],
     "training_metrics": ["run_id", "step", "name"],
     "training_runs": ["run_id"],
     "turns": ["debate_id", "turn_index"],
@@ -360,6 +373,7 @@ SHIPPED = [
     (5, "pcp"),
     (6, "pcp_train"),
     (7, "training"),
+    (8, "grpo"),
 ]
 NEXT = SHIPPED[-1][0] + 1
 """The version of a test's own migration, after the shipped ones."""

@@ -169,8 +169,15 @@ class ArenaProgress(TrainerCallback):
 
     def _figures(self) -> list[str]:
         """The loss, DPO's reward margin (when logged), the accuracy (DPO's reward accuracy, or
-        SFT's mean token accuracy) and the last perplexity."""
+        SFT's mean token accuracy) and the last perplexity; for GRPO the mean reward, its spread
+        within groups and the KL instead."""
         i = self.info
+        if "reward" in i:
+            return [
+                f"loss {_number(i.get('loss'))}",
+                f"reward {_number(i['reward'], 3)} ± {_number(i.get('reward_std'), 3)}",
+                f"kl {_number(i.get('kl'), 3)}",
+            ]
         accuracy = i.get("rewards/accuracies", i.get("mean_token_accuracy"))
         margin = [f"margin {_number(i['rewards/margins'], 3)}"] if "rewards/margins" in i else []
         return [

@@ -49,6 +49,7 @@ from typing import Any
 from peft import LoraConfig
 from pydantic import TypeAdapter, ValidationError
 from trl.trainer.dpo_config import DPOConfig
+from trl.trainer.grpo_config import GRPOConfig
 from trl.trainer.sft_config import SFTConfig
 
 from arena.config.errors import Positions
@@ -149,9 +150,96 @@ class ArenaSFTConfig(ArenaTrainingArgs, SFTConfig):  # type: ignore[misc]
 
 SFT_LORA_LEARNING_RATE = 2e-4
 """The default learning rate of a LoRA SFT run: about 10x full fine-tuning's (TRL's PEFT docs)."""
-CONFIGS: dict[str, type[ArenaDPOConfig] | type[ArenaSFTConfig]] = {
+
+
+@dataclass
+class ArenaGRPOConfig(ArenaTrainingArgs, GRPOConfig):  # type: ignore[misc]
+    """TRL's GRPOConfig with the shared defaults, and ours for rewards and records.
+
+    The task's published recipe is a layer above these defaults (`GRPO_TASK_DEFAULTS`, given by
+    `arena train grpo --task`). `per_device_train_batch_size` counts completions, not prompts (as
+    in TRL): the prompts of one generation batch are that x `steps_per_generation` (by default
+    `gradient_accumulation_steps`) x processes, divided by `num_generations`.
+
+    There is no perplexity safety stop (`ppl_every` 0): GRPO has no held-out replies to score;
+    the benchmark during training (`eval_every`) watches the model instead.
+    """
+
+    learning_rate: float = 1e-6
+    """TRL's GRPO default."""
+    ppl_every: int = 0
+    bias_penalty: float = 0.0
+    """BBQ: lambda, subtracted from the reward of a wrong answer that is the biased option."""
+    store_completions: int = 16
+    """Completions (with their rewards and advantages) recorded in the store at each logging
+    step: the first ones of the step's batch, whole groups first; 0: none."""
+    eval_every: int = 0
+    """Run the task's benchmark on held-out items at step 0, every this many optimizer steps and
+    at the last (training/grpo_eval.py); 0: never. PCT evaluated every 50."""
+    eval_limit: int = 500
+    """Held-out items per benchmark pass, a seeded sample fixed for the run; 0: all."""
+    eval_max_tokens: int = 64
+    """Max new tokens of each benchmark answer (greedy)."""
+
+    def __post_init__(self) -> None:
+        if self.bias_penalty < 0:
+            raise ValueError("bias_penalty must be 0 or more (it is subtracted)")
+        for name in ("store_completions", "eval_every", "eval_limit"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more")
+        if self.eval_max_tokens < 1:
+            raise ValueError("eval_max_tokens must be at least 1")
+        super().__post_init__()
+
+
+GRPO_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Political Consistency Training (Phan et al. 2026): LoRA r 32, alpha 32, dropout 0.05 on the
+    # attention and MLP projections; lr 1e-4 linear, 3 epochs, 16 generations per prompt, batch
+    # 4 x accumulation 4, completions up to 2,048 tokens, thinking off.
+    "pcp": {
+        "learning_rate": 1e-4,
+        "lr_scheduler_type": "linear",
+        "num_train_epochs": 3.0,
+        "num_generations": 16,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 4,
+        "max_completion_length": 2048,
+        "chat_template_kwargs": {"enable_thinking": False},
+        "eval_max_tokens": 512,
+        "lora.r": 32,
+        "lora.lora_alpha": 32,
+        "lora.lora_dropout": 0.05,
+        "lora.target_modules": [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ],
+    },
+    # The BBQ abstention experiment: LoRA r 16, alpha 32 on all linear layers; lr 5e-6, KL beta
+    # 0.04, temperature 1.3, 8 generations, 500 steps on one GPU; lambda 0.
+    "bbq": {
+        "learning_rate": 5e-6,
+        "beta": 0.04,
+        "temperature": 1.3,
+        "num_generations": 8,
+        "max_steps": 500,
+        "bias_penalty": 0.0,
+        "lora.r": 16,
+        "lora.lora_alpha": 32,
+        "lora.target_modules": "all-linear",
+    },
+}
+"""The published recipe of each `arena train grpo --task`: a layer between the class defaults
+and the YAML file (keys as flags name them, LoRA keys as `lora.<name>`)."""
+
+CONFIGS: dict[str, type[ArenaDPOConfig] | type[ArenaSFTConfig] | type[ArenaGRPOConfig]] = {
     "dpo": ArenaDPOConfig,
     "sft": ArenaSFTConfig,
+    "grpo": ArenaGRPOConfig,
 }
 """The settings class of each kind of run."""
 
@@ -173,7 +261,7 @@ class ArenaLoraConfig(LoraConfig):
 class TrainConfig:
     """The settings of one run, merged."""
 
-    args: ArenaDPOConfig | ArenaSFTConfig
+    args: ArenaDPOConfig | ArenaSFTConfig | ArenaGRPOConfig
     """The trainer's settings (TRL's config of the kind, with ours)."""
     lora: ArenaLoraConfig
     origins: dict[str, str]
@@ -188,6 +276,13 @@ class TrainConfig:
         """The settings of a DPO run."""
         if not isinstance(self.args, ArenaDPOConfig):
             raise TypeError(f"the settings of a {self.kind} run, not of a dpo run")
+        return self.args
+
+    @property
+    def grpo(self) -> ArenaGRPOConfig:
+        """The settings of a GRPO run."""
+        if not isinstance(self.args, ArenaGRPOConfig):
+            raise TypeError(f"the settings of a {self.kind} run, not of a grpo run")
         return self.args
 
     @property
@@ -342,6 +437,8 @@ def load_train_config(
     *,
     kind: str = "dpo",
     full: bool = False,
+    defaults: Mapping[str, Any] | None = None,
+    defaults_origin: str = "",
 ) -> TrainConfig:
     """defaults < `config_file` < `flags`, merged key by key, as a TrainConfig for a `kind` run
     (`dpo`, `sft`) into `out`; `full`: every weight is trained (SFT only), so no LoRA setting
@@ -351,14 +448,24 @@ def load_train_config(
     name and LoRA fields as `lora.<name>`; `flag_names`: the flag of each key, for errors and
     origins. An error in the merged whole (TRL or transformers refusing a combination) is a
     ConfigError of the file when there is one.
+
+    `defaults`: a layer between the class defaults and the file (a task's recipe, keys as in
+    `flags`), recorded in `origins` as `defaults_origin`.
     """
     if kind not in CONFIGS:
         raise ValueError(f"unknown kind of training run {kind!r}")
     dpo: dict[str, Any] = {}
     lora: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    for key, value in (defaults or {}).items():
+        section, _, name = key.rpartition(".")
+        (lora if section == LORA_SECTION else dpo)[name] = value
+        origins[key] = defaults_origin or "defaults"
     if config_file is not None:
-        dpo, lora, origins = read_config_file(config_file, kind)
+        from_file, lora_file, origins_file = read_config_file(config_file, kind)
+        dpo.update(from_file)
+        lora.update(lora_file)
+        origins.update(origins_file)
     names = dict(flag_names or {})
     for key, value in (flags or {}).items():
         if value is None:

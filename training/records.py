@@ -1,4 +1,5 @@
-"""What a training run writes to the store: its `training_runs` row and its `training_metrics`.
+"""What a training run writes to the store: its `training_runs` row, its `training_metrics`, and
+(GRPO) the `training_completions` it samples.
 
 - `training_run_id(kind, out)`: the run's id, derived from its kind and output folder, so that
   rerunning the same command (which resumes from the folder's last checkpoint) continues the
@@ -9,7 +10,7 @@
   the folder's `arena-pairs.json` (its database, run, mode, options and counts, as `export`).
 - `RunRecorder`: the run's row (inserted once, then updated) and its metrics (queued on the
   store's writer, one row per metric per logging step, replaced when a rerun trains the step
-  again).
+  again), and the completions a GRPO run samples (`completions`, likewise).
 
 Timestamps are naive UTC, as everywhere in the schema. Simplified on purpose: the debate ids are
 a JSON list in the row (one query unnests them) rather than a table of their own.
@@ -18,7 +19,8 @@ a JSON list in the row (one query unnests them) rather than a table of their own
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,30 @@ class RunRecorder:
                 on_conflict="update",
             )
 
+    def completions(self, step: int, kind: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Queue one `training_completions` row per entry of `rows` (`prompt`, `completion`, and
+        optionally `reward`, `rewards`, `advantage`), numbered in order; `kind` 'train' or
+        'eval'."""
+        created = now()
+        for idx, row in enumerate(rows):
+            rewards = row.get("rewards")
+            self.store.writer.insert(
+                "training_completions",
+                {
+                    "run_id": self.run_id,
+                    "step": int(step),
+                    "kind": kind,
+                    "idx": idx,
+                    "prompt": str(row["prompt"]),
+                    "completion": str(row["completion"]),
+                    "reward": _finite(row.get("reward")),
+                    "rewards": json.dumps(rewards, default=str) if rewards is not None else None,
+                    "advantage": _finite(row.get("advantage")),
+                    "created_at": created,
+                },
+                on_conflict="update",
+            )
+
     def finish(
         self,
         status: str,
@@ -154,3 +180,11 @@ class RunRecorder:
             " finished_at = ? WHERE run_id = ?",
             [status, reason, steps, adapter_step, now(), self.run_id],
         )
+
+
+def _finite(value: Any) -> float | None:
+    """A number as a float; None for None and NaN (a reward that did not apply)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number

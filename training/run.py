@@ -81,6 +81,9 @@ MERGED_RECORD = "arena-merged.json"
 
 Build = Callable[[Any, Any, list[Any]], Any]
 """(model, tokenizer, callbacks) -> the kind's TRL trainer."""
+Attach = Callable[[Store | None, RunRecorder | None], contextlib.AbstractContextManager[Any]]
+"""(the store, the run's recorder; both None off the main process) -> a context that holds
+what the kind's trainer needs of them while it trains."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,10 @@ class RunSpec:
     build: Build
     shaping: tuple[str, ...] = ()
     """Settings of the kind, besides `RESUME_SHAPING`, that a resumed run must share."""
+    attach: Attach | None = None
+    """What the kind needs of the store for the length of the training (GRPO: its reward
+    judge, and its completion records), entered after the run is recorded and left when
+    training ends."""
 
 
 @dataclass(frozen=True)
@@ -438,7 +445,8 @@ def run(
                 command=command,
             )
         try:
-            result = _train(spec, resolved, out, config, run_id, recorder, callbacks, progress)
+            with spec.attach(store, recorder) if spec.attach else contextlib.nullcontext():
+                result = _train(spec, resolved, out, config, run_id, recorder, callbacks, progress)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -516,7 +524,7 @@ def _train(
             spec.held_out,
             tokenizer,
             limit=args.ppl_texts,
-            max_length=args.max_length,
+            max_length=getattr(args, "max_length", None),
             seed=args.seed,
             reply=spec.reply,
         )

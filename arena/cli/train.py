@@ -4,6 +4,10 @@
   PERSUADE's hyperparameters as defaults; defaults < `--config` YAML < flags
   (training/config.py). The adapter, its checkpoints and its `arena.json` go to `--out`; the run
   and its metrics to `--db`. Rerunning the same command resumes from the last checkpoint.
+- `grpo`: GRPO on a task's prompts and rewards (training/grpo.py): `--task bbq` (BBQ's verifiable
+  reward, `--lambda`) or `--task pcp` (PCT's judge-scored rewards, `--judge` of `--models`),
+  each with its published recipe as defaults; `--eval-every N` runs the task's benchmark on
+  held-out items during training (a leak between training and evaluation is refused).
 - `sft`: supervised fine-tuning on the demonstrations of `arena pairs --mode sft --format hf`
   (training/sft.py): a LoRA adapter by default, every weight with `--full`; the same settings,
   store and adapter rules. Its output can be the `--base` of `arena train dpo`.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,22 @@ FLAGS = {
 """The setting each flag of `arena train dpo | sft` sets (the rest come from --config)."""
 DPO_FLAGS = {**FLAGS, "beta": "--beta"}
 """`arena train dpo`'s flags: the shared ones and DPO's beta."""
+GRPO_FLAGS = {
+    **{k: v for k, v in FLAGS.items() if k not in ("max_length", "ppl_bound", "ppl_every")},
+    "beta": "--beta",
+    "bias_penalty": "--lambda",
+    "num_generations": "--num-generations",
+    "max_completion_length": "--max-completion-length",
+    "temperature": "--temperature",
+    "eval_every": "--eval-every",
+    "eval_limit": "--eval-limit",
+}
+"""`arena train grpo`'s flags."""
+
+
+class Task(StrEnum):
+    bbq = "bbq"
+    pcp = "pcp"
 
 
 @app.command()
@@ -233,6 +254,209 @@ def sft(
         "lora.lora_dropout": lora_dropout,
     }
     _train("sft", data, base, out, db, config, flags, full=full)
+
+
+@app.command()
+def grpo(
+    task: Task = typer.Option(..., "--task", help="bbq (verifiable reward) or pcp (judged)."),
+    base: str = typer.Option(
+        ...,
+        "--base",
+        help="The model to adapt: a hub id, a local model folder, or smollm2-135m-instruct.",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="The adapter folder (checkpoints inside; rerun to resume)."
+    ),
+    db: Path = DB_OPTION,
+    data: Path | None = typer.Option(
+        None, "--data", help="bbq: a BBQ .jsonl file or a folder of them (its train split)."
+    ),
+    export: tuple[str, Path] | None = typer.Option(
+        None,
+        "--export",
+        metavar="verl DIR",
+        help="Train nothing: write the prompts and the reward for verl (multi-node) into DIR.",
+    ),
+    prompts: Path | None = typer.Option(
+        None, "--prompts", help="pcp: the training prompts (arena pcp build-train, or PCT's)."
+    ),
+    judge: str | None = typer.Option(None, "--judge", help="pcp: the judge's name in --models."),
+    models: Path | None = typer.Option(
+        None, "--models", help="pcp: the models file whose judges: has --judge."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="A YAML file of settings (GRPOConfig names; a lora: section)."
+    ),
+    bias_penalty: float | None = typer.Option(
+        None, "--lambda", help="bbq: penalty of a wrong answer that is the biased one. Default 0."
+    ),
+    eval_every: int | None = typer.Option(
+        None, "--eval-every", help="Run the task's benchmark every N steps (0: never). Default 0."
+    ),
+    eval_limit: int | None = typer.Option(
+        None, "--eval-limit", help="Held-out items per benchmark pass (0: all). Default 500."
+    ),
+    eval_data: Path | None = typer.Option(
+        None, "--eval-data", help="bbq: evaluate on these items instead of --data's dev split."
+    ),
+    eval_pairs: Path | None = typer.Option(
+        None, "--eval-pairs", help="pcp: PCP topic pairs to evaluate on (templates beside it)."
+    ),
+    eval_templates: str | None = typer.Option(
+        None, "--eval-templates", help="pcp: the templates to evaluate with (comma-separated)."
+    ),
+    dev_fraction: float = typer.Option(
+        0.2, "--dev-fraction", min=0.0, max=1.0, help="bbq: share of templates held out."
+    ),
+    split_seed: int = typer.Option(0, "--split-seed", help="bbq: seed of the template split."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Train on a seeded sample of this many prompts."
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="Stop after this many optimizer steps (bbq default 500)."
+    ),
+    learning_rate: float | None = typer.Option(
+        None, "--learning-rate", help="Default: pcp 1e-4, bbq 5e-6."
+    ),
+    beta: float | None = typer.Option(
+        None, "--beta", help="KL coefficient. Default: bbq 0.04, pcp 0."
+    ),
+    num_generations: int | None = typer.Option(
+        None, "--num-generations", help="Completions per prompt. Default: pcp 16, bbq 8."
+    ),
+    max_completion_length: int | None = typer.Option(
+        None, "--max-completion-length", help="Default: pcp 2048, bbq 512."
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help="Sampling temperature. Default: bbq 1.3, pcp 1.0."
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Completions per device per step. Default: pcp 4, bbq 8."
+    ),
+    grad_accum: int | None = typer.Option(
+        None, "--grad-accum", help="Gradient accumulation steps. Default: pcp 4, bbq 1."
+    ),
+    epochs: float | None = typer.Option(None, "--epochs", help="Default: pcp 3, bbq 1."),
+    logging_steps: int | None = typer.Option(
+        None, "--logging-steps", help="Record metrics every N steps. Default 10."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Default 42."),
+    lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank. Default: pcp 32, bbq 16."),
+    lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="Default 32."),
+    lora_dropout: float | None = typer.Option(None, "--lora-dropout", help="Default 0.05."),
+) -> None:
+    """GRPO LoRA training with a task's rewards (bbq, pcp), its published recipe as defaults."""
+    flags: dict[str, Any] = {
+        "max_steps": max_steps,
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "bias_penalty": bias_penalty,
+        "num_generations": num_generations,
+        "max_completion_length": max_completion_length,
+        "temperature": temperature,
+        "per_device_train_batch_size": batch_size,
+        "gradient_accumulation_steps": grad_accum,
+        "num_train_epochs": epochs,
+        "logging_steps": logging_steps,
+        "seed": seed,
+        "eval_every": eval_every,
+        "eval_limit": eval_limit,
+        "lora.r": lora_r,
+        "lora.lora_alpha": lora_alpha,
+        "lora.lora_dropout": lora_dropout,
+    }
+
+    def stopped(name: str) -> str:
+        return (
+            f"interrupted by {name}: rerun the same command to resume from the last checkpoint "
+            f"in {out}"
+        )
+
+    record: dict[str, Any] = {}
+    with reported():
+        from training.deps import require_train_extra
+
+        require_train_extra()
+        from training.config import GRPO_TASK_DEFAULTS, load_train_config
+        from training.grpo import bbq_task, pcp_task, resolve_judge, train_grpo
+
+        if export is not None and export[0] != "verl":
+            fail(f"--export {export[0]}: the one export is verl (--export verl DIR)")
+        if export is None and out is None:
+            fail("--out is required (the adapter folder), unless --export verl DIR")
+        if task is Task.bbq:
+            wrong = [f for f, v in (("--prompts", prompts), ("--judge", judge)) if v is not None]
+            wrong += [
+                f
+                for f, v in (("--eval-pairs", eval_pairs), ("--eval-templates", eval_templates))
+                if v is not None
+            ]
+            if wrong:
+                fail(f"{wrong[0]}: not a setting of --task bbq")
+            if data is None:
+                fail("--task bbq needs --data (a BBQ .jsonl file or a folder of them)")
+        else:
+            wrong = [f for f, v in (("--data", data), ("--eval-data", eval_data)) if v is not None]
+            if bias_penalty is not None:
+                wrong.append("--lambda")
+            if wrong:
+                fail(f"{wrong[0]}: not a setting of --task pcp")
+            if prompts is None:
+                fail("--task pcp needs --prompts (the training prompts' JSON file)")
+        settings = load_train_config(
+            out or export[1],  # type: ignore[index]  # one of them is given
+            config,
+            flags,
+            GRPO_FLAGS,
+            kind="grpo",
+            defaults=GRPO_TASK_DEFAULTS[task.value],
+            defaults_origin=f"--task {task.value}",
+        )
+        args = settings.grpo
+        if task is Task.bbq:
+            assert data is not None
+            inputs = bbq_task(
+                data,
+                dev_fraction=dev_fraction,
+                split_seed=split_seed,
+                eval_data=eval_data,
+                eval_limit=args.eval_limit,
+                seed=args.seed,
+                limit=limit,
+            )
+        else:
+            assert prompts is not None
+            role = resolve_judge(judge, models)
+            names = [n.strip() for n in eval_templates.split(",")] if eval_templates else None
+            inputs = pcp_task(
+                prompts,
+                role,
+                models=models,
+                eval_pairs=eval_pairs,
+                eval_templates=names,
+                eval_limit=args.eval_limit,
+                seed=args.seed,
+                limit=limit,
+            )
+        if export is not None:
+            from training.verl import command_text, export_verl
+
+            record = export_verl(inputs, export[1], base=base, config=settings, db=db)
+        else:
+            assert out is not None
+            command = shlex.join(["arena", *sys.argv[1:]])
+            with interruptible(stopped):
+                result = train_grpo(inputs, base, out, db, settings, command=command)
+    if export is not None:
+        rows = record["rows"]
+        typer.echo(
+            f"wrote {rows['train']} training and {rows['test']} test prompts, and the reward "
+            f"module, to {export[1]}"
+        )
+        typer.echo("train with verl (adjust nodes and GPUs):\n    " + command_text(record))
+        return
+    assert out is not None
+    _report(result, base, out, db)
 
 
 def _report(result: Any, base: str, out: Path, db: Path) -> None:

@@ -164,6 +164,18 @@ def _unique(source: str, section: str, names: list[str], positions: Mapping[Any,
         seen.add(name)
 
 
+def load_judges_file(path: Path, limits: InputLimits | None = None) -> list[JudgeRole]:
+    """The judges of a YAML file's `judges:` section (a models.yaml's `models:` and
+    `tournament:` may be there and are not read); one `ConfigError` for the first mistake."""
+    source = str(path)
+    data, positions = parse_yaml(path, limits)
+    if not isinstance(data, dict):
+        raise ConfigError(source, None, "expected a mapping with 'judges:'")
+    judges = validate(_PCPJudgesFile, data, source, positions).judges
+    _unique(source, "judges", [j.name for j in judges], positions)
+    return judges
+
+
 def load_pcp_config(
     models_path: Path | None,
     judges_path: Path | None,
@@ -187,11 +199,7 @@ def load_pcp_config(
     judges_source = models_source
     if judges_path is not None:
         judges_source = str(judges_path)
-        data, positions = parse_yaml(judges_path, limits)
-        if not isinstance(data, dict):
-            raise ConfigError(judges_source, None, "expected a mapping with 'judges:'")
-        judges = validate(_PCPJudgesFile, data, judges_source, positions).judges
-        _unique(judges_source, "judges", [j.name for j in judges], positions)
+        judges = load_judges_file(judges_path, limits)
     if not judges:
         raise ConfigError(
             models_source, "judges", "no judges: add a judges: section or give --judges FILE"
