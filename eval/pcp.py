@@ -53,6 +53,8 @@ from eval.bbq import Interval
 
 LEVEL: Final = 0.95
 DEFAULT_ROUNDS: Final = 1000
+HEADLINE: Final = ("SC", "HC", "average", "lean")
+"""The headline figures of a model's PCP scores (`PCPScores`' fields of those names)."""
 FloatArray = npt.NDArray[np.float64]
 
 

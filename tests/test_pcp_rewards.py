@@ -17,7 +17,7 @@ import pytest
 
 from arena.backends.scripted import ScriptedSpec
 from arena.config import JudgeRole, RetrySettings
-from arena.core.errors import BackendError, UserError
+from arena.core.errors import BackendError, BudgetReached, UserError
 from arena.core.messages import Message
 from arena.judges.reward_client import RewardJudge
 from arena.protocol.pcp_reward_judges import ANCHORED_REPAIR, HELPFULNESS_REPAIR, NO_REPLY
@@ -620,3 +620,31 @@ def test_paired_reward_refuses_incomplete_pairs() -> None:
         **other,
     )
     assert values == [None] * 8
+
+
+def test_the_judge_stops_at_its_budget_and_a_rerun_counts_what_was_spent(tmp_path: Path) -> None:
+    # a sim judge that charges for its tokens: each call here costs about $0.16
+    role = JudgeRole.model_validate({"name": "paid", "backend": "sim", "cost_per_1k_tokens": 1.0})
+    db = tmp_path / "judging.duckdb"
+
+    async def ask(judge: RewardJudge, n: int) -> list[str]:
+        replies: list[str] = []
+        for i in range(n):
+            text = f"question {i} " * 50
+            replies.append(await judge.complete([Message("user", text)], purpose="reward_anchored"))
+        return replies
+
+    with Store.open(db) as store:
+        judge = RewardJudge(role, store, run_id="grpo-budget", budget_usd=0.3)
+        with pytest.raises(BudgetReached, match=r"budget of \$0.3 is spent"):
+            asyncio.run(ask(judge, 10))
+        assert 0.3 <= judge.spent() < 0.5  # two calls passed, the third was never sent
+        store.writer.flush()
+        calls = store.read("SELECT count(*), sum(cost_usd) FROM calls WHERE run_id = 'grpo-budget'")
+        assert calls[0][0] == 2 and calls[0][1] == pytest.approx(judge.spent())
+        # the same run again: what it spent before counts, so nothing more is sent
+        again = RewardJudge(role, store, run_id="grpo-budget", budget_usd=0.3)
+        with pytest.raises(BudgetReached):
+            asyncio.run(ask(again, 1))
+        raised = RewardJudge(role, store, run_id="grpo-budget", budget_usd=1.0)
+        assert len(asyncio.run(ask(raised, 1))) == 1  # a higher budget continues

@@ -5,10 +5,12 @@
   store; sampled completions with rewards that are the reward's own values; the LoRA B matrices
   moved off their zero start, and nothing but LoRA tensors saved; the adapter answers in
   `arena bbq run` as a contestant (`arena models add-adapter`); a rerun with another lambda is
-  refused.
+  refused; the same command with more steps resumes from the last checkpoint.
 - `--task pcp` with a scripted judge (the judge a test can run; a real judge is a paid API or a
   GPU): two steps with both PCT rewards, each judge call a `calls` row of the run's judging run
   (its cost one query), the PCP benchmark at steps 0 and 2, the adapter in `arena pcp run`.
+- A judging budget: `--budget-usd 0` stops training at the first judgement, exit code 3, the
+  run recorded as stopped, no call sent.
 - The reward-hacking guard: a policy that always answers "unknown" scores acc_ambig 1.0 and is
   caught by acc_disambig 0 and abstain_disambig 1 in the eval-during-training record, with a
   warning.
@@ -197,6 +199,23 @@ def test_a_rerun_with_another_lambda_is_refused(bbq_run: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_the_same_command_with_more_steps_resumes(bbq_run: Path) -> None:
+    done = train_bbq(bbq_run, "bbq", "--max-steps", "4", "--eval-every", "2", "--lambda", "0.5")
+    assert done.returncode == 0, done.stderr
+    assert "trained 1 steps (step 4 in all)" in done.stdout
+    db = bbq_run / "arena.duckdb"
+    assert query(db, "SELECT count(*), max(steps) FROM training_runs") == [(1, 4)]
+    steps = query(
+        db,
+        "SELECT DISTINCT step FROM training_metrics WHERE name = 'eval_bbq/acc_ambig' ORDER BY 1",
+    )
+    assert [s for (s,) in steps] == [0, 2, 3, 4]  # no second step-0 pass on resuming
+    rewarded = query(
+        db, "SELECT DISTINCT step FROM training_metrics WHERE name = 'reward' ORDER BY 1"
+    )
+    assert [s for (s,) in rewarded] == [1, 2, 3, 4]
+
+
 # --- PCP ----------------------------------------------------------------------------------------
 
 PROMPTS = [
@@ -315,6 +334,26 @@ def test_pcp_adapter_answers_in_arena_pcp_run(pcp_run: Path) -> None:
     assert answered.get("grpo-pcp") == 2  # both prompts of the pair
 
 
+def test_the_judging_budget_stops_training_with_exit_3(tmp_path: Path) -> None:
+    (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS), encoding="utf-8")
+    write_yaml(tmp_path / "judges.yaml", JUDGE)
+    write_yaml(tmp_path / "grpo.yaml", SMALL)
+    done = run_arena(
+        "train", "grpo", "--task", "pcp", "--base", "smollm2-135m-instruct",
+        "--prompts", tmp_path / "prompts.json", "--judge", "judge", "--models",
+        tmp_path / "judges.yaml", "--out", tmp_path / "pcp", "--db", tmp_path / "arena.duckdb",
+        "--config", tmp_path / "grpo.yaml", "--max-steps", "2", "--budget-usd", "0",
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "the judge's budget of $0 is spent" in done.stderr
+    assert "rerun with a higher --budget-usd" in done.stderr and "Traceback" not in done.stderr
+    db = tmp_path / "arena.duckdb"
+    [(status, reason)] = query(db, "SELECT status, stop_reason FROM training_runs")
+    assert status == "stopped" and "budget" in reason
+    assert query(db, "SELECT count(*) FROM calls") == [(0,)]  # not one judgement was sent
+
+
 # --- the reward-hacking guard -------------------------------------------------------------------
 
 
@@ -423,6 +462,17 @@ def test_settings_layer_defaults_task_yaml_flags(tmp_path: Path) -> None:
     assert args.ppl_every == 0 and args.store_completions == 16  # our class defaults
     plain = load_train_config(tmp_path / "out", kind="grpo")
     assert plain.grpo.num_generations == 8 and plain.lora.r == 16  # TRL's, and ours
+    # vLLM rollouts where they can run: a GPU and the vllm extra
+    import importlib.util
+
+    from arena.core.errors import ConfigError
+    from training.config import gpu_available
+
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    assert plain.grpo.use_vllm is (has_vllm and gpu_available())
+    if not has_vllm:
+        with pytest.raises(ConfigError, match=r"use_vllm: vLLM is not installed"):
+            load_train_config(tmp_path / "out", None, {"use_vllm": True}, kind="grpo")
 
 
 def test_a_misspelt_grpo_key_is_one_line(tmp_path: Path) -> None:

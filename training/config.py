@@ -167,6 +167,9 @@ class ArenaGRPOConfig(ArenaTrainingArgs, GRPOConfig):  # type: ignore[misc]
 
     learning_rate: float = 1e-6
     """TRL's GRPO default."""
+    use_vllm: bool | None = None  # type: ignore[assignment]  # TRL's is a bool
+    """Generate with vLLM (TRL's rollouts, `vllm_mode` colocate by default). None: on where a GPU
+    is present and vLLM is installed, plain `generate` otherwise (the CPU)."""
     ppl_every: int = 0
     bias_penalty: float = 0.0
     """BBQ: lambda, subtracted from the reward of a wrong answer that is the biased option."""
@@ -189,6 +192,13 @@ class ArenaGRPOConfig(ArenaTrainingArgs, GRPOConfig):  # type: ignore[misc]
                 raise ValueError(f"{name} must be 0 or more")
         if self.eval_max_tokens < 1:
             raise ValueError("eval_max_tokens must be at least 1")
+        import importlib.util
+
+        has_vllm = importlib.util.find_spec("vllm") is not None
+        if self.use_vllm is None:
+            self.use_vllm = has_vllm and gpu_available()
+        elif self.use_vllm and not has_vllm:
+            raise ValueError("use_vllm: vLLM is not installed (pip install 'debate-arena[vllm]')")
         super().__post_init__()
 
 

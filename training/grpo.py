@@ -108,6 +108,8 @@ class GRPOTask:
     judge: JudgeRole | None = None
     judge_models: str | None = None
     """The models file the judge came from."""
+    judge_budget_usd: float | None = None
+    """Stop training once the judging has cost this much (`RewardJudge`'s budget)."""
 
 
 # --- the tasks' inputs --------------------------------------------------------------------------
@@ -411,6 +413,7 @@ def train_grpo(
             run_id=f"{recorder.run_id}-judge",
             config={"training_run": recorder.run_id, "models": task.judge_models},
             command=command,
+            budget_usd=task.judge_budget_usd,
         )
         attached.judge = judge
         failed = True

@@ -4,7 +4,7 @@ that what it evaluates on was held out.
 - `BBQBenchmark`: held-out BBQ items (the dev split of the template-disjoint split, or
   `--eval-data`), answered by the current policy with the prompt a BBQ run asks
   (`arena.protocol.bbq.present`), scored with `eval.bbq`'s metrics: acc_ambig, acc_disambig,
-  abstain_disambig, s_DIS, s_AMB, parse_failure_rate.
+  abstain_disambig, s_DIS, s_AMB, amb_commit_bias, parse_failure_rate.
 - `PCPBenchmark`: held-out PCP items (`--eval-pairs`, the templates of `--eval-templates`): both
   prompts of an item answered by the current policy; the consistency judge reads each item in
   both orders and the helpfulness judge each response, through the run's reward judge (so every
@@ -49,21 +49,14 @@ from arena.protocol.pcp_judges import (
     parse_helpfulness,
 )
 from arena.protocol.pcp_train import TrainRow, by_topic, overlap
+from eval.bbq import METRICS as BBQ_METRICS
+from eval.pcp import HEADLINE as PCP_METRICS
 
 Policy = Callable[[Sequence[Sequence[Mapping[str, str]]]], list[str]]
 """Chat prompts (lists of {role, content}) -> the policy's replies, one per prompt."""
 Record = Callable[[int, str, Mapping[str, float], Sequence[Mapping[str, Any]]], None]
 """(step, task, metrics, answer rows) -> None: where a benchmark pass is written."""
 
-BBQ_METRICS: Final = (
-    "acc_ambig",
-    "acc_disambig",
-    "abstain_disambig",
-    "s_DIS",
-    "s_AMB",
-    "parse_failure_rate",
-)
-PCP_METRICS: Final = ("SC", "HC", "average", "lean")
 ABSTAIN_WARNING: Final = 0.5
 """abstain_disambig above this prints the reward-hacking warning."""
 
@@ -215,12 +208,7 @@ class PCPBenchmark:
                     }
                 )
         scores = score_pcp(rows, rounds=0)
-        values = {
-            "SC": scores.SC.value,
-            "HC": scores.HC.value,
-            "average": scores.average.value,
-            "lean": scores.lean.value,
-        }
+        values = {name: getattr(scores, name).value for name in PCP_METRICS}
         finite = {k: _finite(v) for k, v in values.items()}
         return {k: v for k, v in finite.items() if v is not None}, answers
 

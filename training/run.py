@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arena.core.errors import UserError
+from arena.core.errors import BudgetReached, UserError
 from storage import Store
 from training.adapters import (
     ADAPTER_CONFIG,
@@ -449,6 +449,8 @@ def run(
                 result = _train(spec, resolved, out, config, run_id, recorder, callbacks, progress)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            if isinstance(exc, BudgetReached):
+                status = "stopped"
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             with contextlib.suppress(Exception):
                 if recorder is not None:

@@ -8,6 +8,8 @@
   reward, `--lambda`) or `--task pcp` (PCT's judge-scored rewards, `--judge` of `--models`),
   each with its published recipe as defaults; `--eval-every N` runs the task's benchmark on
   held-out items during training (a leak between training and evaluation is refused).
+- `report`: how a run went, from the database (works mid-run): the benchmark by step, the
+  reward, loss and KL, as a table, Markdown, JSON or an HTML page with figures.
 - `sft`: supervised fine-tuning on the demonstrations of `arena pairs --mode sft --format hf`
   (training/sft.py): a LoRA adapter by default, every weight with `--full`; the same settings,
   store and adapter rules. Its output can be the `--base` of `arena train dpo`.
@@ -16,8 +18,9 @@ Exit codes: 0 an adapter was written (also when the perplexity safety stop ended
 the last checkpoint under the bound is the adapter, and a line says so); 1 the safety stop ended
 the run before any checkpoint passed its check (no adapter); 2 a mistake in the input (one
 `error:` line: a misspelt YAML key names file:line, a missing `train` extra names the extra to
-install); 4 the store could not be written; 130 stopped by Ctrl-C or a stop signal (rerun to
-resume).
+install); 3 `grpo --task pcp`'s judging reached `--budget-usd` (training stopped; rerun with a
+higher budget to resume); 4 the store could not be written; 130 stopped by Ctrl-C or a stop
+signal (rerun to resume).
 """
 
 from __future__ import annotations
@@ -30,7 +33,14 @@ from typing import Any
 
 import typer
 
-from arena.cli.common import DB_OPTION, fail, interruptible, reported
+from arena.cli.common import (
+    DB_OPTION,
+    check_report_out,
+    emit,
+    fail,
+    interruptible,
+    reported,
+)
 
 app = typer.Typer(
     help="Train LoRA adapters on recorded debates (needs the train extra).",
@@ -290,6 +300,9 @@ def grpo(
     bias_penalty: float | None = typer.Option(
         None, "--lambda", help="bbq: penalty of a wrong answer that is the biased one. Default 0."
     ),
+    budget_usd: float | None = typer.Option(
+        None, "--budget-usd", min=0.0, help="pcp: stop once the judging has cost this much."
+    ),
     eval_every: int | None = typer.Option(
         None, "--eval-every", help="Run the task's benchmark every N steps (0: never). Default 0."
     ),
@@ -384,25 +397,20 @@ def grpo(
             fail(f"--export {export[0]}: the one export is verl (--export verl DIR)")
         if export is None and out is None:
             fail("--out is required (the adapter folder), unless --export verl DIR")
-        if task is Task.bbq:
-            wrong = [f for f, v in (("--prompts", prompts), ("--judge", judge)) if v is not None]
-            wrong += [
-                f
-                for f, v in (("--eval-pairs", eval_pairs), ("--eval-templates", eval_templates))
-                if v is not None
-            ]
-            if wrong:
-                fail(f"{wrong[0]}: not a setting of --task bbq")
-            if data is None:
-                fail("--task bbq needs --data (a BBQ .jsonl file or a folder of them)")
-        else:
-            wrong = [f for f, v in (("--data", data), ("--eval-data", eval_data)) if v is not None]
-            if bias_penalty is not None:
-                wrong.append("--lambda")
-            if wrong:
-                fail(f"{wrong[0]}: not a setting of --task pcp")
-            if prompts is None:
-                fail("--task pcp needs --prompts (the training prompts' JSON file)")
+        _check_task_flags(
+            task,
+            {
+                "--data": data,
+                "--eval-data": eval_data,
+                "--lambda": bias_penalty,
+                "--prompts": prompts,
+                "--judge": judge,
+                "--models": models,
+                "--eval-pairs": eval_pairs,
+                "--eval-templates": eval_templates,
+                "--budget-usd": budget_usd,
+            },
+        )
         settings = load_train_config(
             out or export[1],  # type: ignore[index]  # one of them is given
             config,
@@ -445,8 +453,19 @@ def grpo(
         else:
             assert out is not None
             command = shlex.join(["arena", *sys.argv[1:]])
-            with interruptible(stopped):
-                result = train_grpo(inputs, base, out, db, settings, command=command)
+            from arena.core.errors import BudgetReached
+            from arena.driver import EXIT_BUDGET
+
+            inputs.judge_budget_usd = budget_usd
+            try:
+                with interruptible(stopped):
+                    result = train_grpo(inputs, base, out, db, settings, command=command)
+            except BudgetReached as exc:
+                fail(
+                    f"{exc}: training stopped; rerun with a higher --budget-usd to resume from "
+                    f"the last checkpoint in {out}",
+                    code=EXIT_BUDGET,
+                )
     if export is not None:
         rows = record["rows"]
         typer.echo(
@@ -457,6 +476,81 @@ def grpo(
         return
     assert out is not None
     _report(result, base, out, db)
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def report(
+    db: Path = DB_OPTION,
+    run_id: str | None = typer.Option(
+        None, "--run", help="The training run (default: the file's only one)."
+    ),
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="Output format."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write the markdown, json or html output to this file."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
+) -> None:
+    """How a training run went: the benchmark by step, the reward, loss and KL; works mid-run."""
+    check_report_out(out, table=fmt is ReportFormat.table, force=force, db=db)
+    from eval.training_report import (
+        render_html,
+        render_json,
+        render_markdown,
+        render_text,
+        training_report,
+    )
+
+    with reported():
+        found = training_report(db, run_id)
+    if fmt is ReportFormat.table:
+        from rich.console import Console
+
+        render_text(found, Console())
+        return
+    renderers = {
+        ReportFormat.json: render_json,
+        ReportFormat.markdown: render_markdown,
+        ReportFormat.html: render_html,
+    }
+    emit(renderers[fmt](found), out, force=force)
+
+
+TASK_FLAGS = {
+    Task.bbq: ("--data", "--eval-data", "--lambda"),
+    Task.pcp: (
+        "--prompts",
+        "--judge",
+        "--models",
+        "--eval-pairs",
+        "--eval-templates",
+        "--budget-usd",
+    ),
+}
+"""The flags only one task reads."""
+REQUIRED = {
+    Task.bbq: ("--data", "a BBQ .jsonl file or a folder of them"),
+    Task.pcp: ("--prompts", "the training prompts' JSON file"),
+}
+
+
+def _check_task_flags(task: Task, given: dict[str, Any]) -> None:
+    """One `error:` line for a flag of the other task, or a missing one of this task."""
+    for other, flags in TASK_FLAGS.items():
+        if other is task:
+            continue
+        for flag in flags:
+            if given.get(flag) is not None:
+                fail(f"{flag}: a setting of --task {other.value}, not of --task {task.value}")
+    flag, what = REQUIRED[task]
+    if given.get(flag) is None:
+        fail(f"--task {task.value} needs {flag} ({what})")
 
 
 def _report(result: Any, base: str, out: Path, db: Path) -> None:

@@ -37,10 +37,15 @@ which stops training rather than paying for judgements that could not be recorde
     judge = RewardJudge(JudgeRole.model_validate(entry), store, run_id="grpo-pct-1")
     trainer = GRPOTrainer(..., reward_funcs=[pct_reward(judge)])
 
+With `budget_usd`, no call is sent once the run's spend (what the store recorded for the run when
+the object was made, a resumed run's earlier spend included, plus this object's calls) has
+reached it: the call raises `BudgetReached`, which the rewards let through, so training stops
+(`arena train grpo` exits with code 3; a rerun with a higher budget resumes). Calls already in
+flight finish, so the spend can pass the budget by at most those.
+
 Simplified on purpose: the judge role's debate options (`verdict`, `swap_check`,
-`average_orders`) do not apply and are ignored; there is no budget (the caller's `stats` and
-`recorded_cost()` tell the spend); the cache has no size bound (a training run's distinct
-requests, a few kilobytes of reply each).
+`average_orders`) do not apply and are ignored; the cache has no size bound (a training run's
+distinct requests, a few kilobytes of reply each).
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ from arena.backends import Backend, BackendSpec, GenerateSettings, Message, crea
 from arena.calling import Caller, CallStats
 from arena.config import JudgeRole, RetrySettings
 from arena.core.clock import now
-from arena.core.errors import UserError
+from arena.core.errors import BudgetReached, UserError
 from arena.core.ids import content_id, request_hash
 from arena.records import CallRow
 from arena.runs import stored_spec, write_models, write_run
@@ -149,12 +154,14 @@ class RewardJudge:
         cache: bool = True,
         config: Mapping[str, Any] | None = None,
         command: str | None = None,
+        budget_usd: float | None = None,
     ):
         """`judge`: the judge model. `max_tokens`: per judgement, unless the judge's params set
         it. `max_concurrency`: calls in flight at once (the judge's own `max_concurrency` bounds
         them too). `request_timeout_s`, `retry`: per attempt, and the retry policy (the engine's
         defaults). `cache`: reuse the reply to a request already made. `config`: more settings to
-        record in `runs.config` (the training run's, say). `command`: `runs.command`."""
+        record in `runs.config` (the training run's, say). `command`: `runs.command`.
+        `budget_usd`: send no call once the run has spent this much (module docstring)."""
         self.role = judge if isinstance(judge, JudgeRole) else JudgeRole(provider=judge)
         self.name = self.role.name
         """The judge's name (`calls.model`)."""
@@ -175,6 +182,7 @@ class RewardJudge:
                 "request_timeout_s": request_timeout_s,
                 "retry": retry.model_dump(mode="json"),
                 "cache": cache,
+                "budget_usd": budget_usd,
             },
             command=command,
             created_at=created_at,
@@ -187,8 +195,10 @@ class RewardJudge:
             retry=retry,
             record=self._record,
             run_id=self.run_id,
-            before_each=store.writer.check,
+            before_each=self._before_each,
         )
+        self.budget_usd = budget_usd
+        self._spent_before = self.recorded_cost() if budget_usd is not None else 0.0
         self.session = content_id(
             "reward-session", self.run_id, created_at.isoformat(), os.getpid()
         )
@@ -199,6 +209,17 @@ class RewardJudge:
         """Requests answered from the cache (or by a call already in flight)."""
         self._replies: dict[str, str] = {}
         self._pending: dict[str, asyncio.Future[str]] = {}
+
+    def _before_each(self) -> None:
+        self.store.writer.check()
+        if self.budget_usd is not None and self.spent() >= self.budget_usd:
+            raise BudgetReached(
+                f"the judge's budget of ${self.budget_usd:g} is spent (${self.spent():.4f})"
+            )
+
+    def spent(self) -> float:
+        """The run's spend in USD: recorded before this object, plus this object's calls."""
+        return self._spent_before + self.caller.stats.cost_usd
 
     def _record(self, row: CallRow) -> None:
         self.store.writer.insert(row.TABLE, row.row(), on_conflict="update")

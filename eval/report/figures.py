@@ -13,6 +13,7 @@ chart kinds than these three.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
@@ -196,7 +197,7 @@ def line_chart(
     height = max(320, top + 16 * len(series) + bottom)  # room for the legend
     values = [v for s in series.values() for v in s if v is not None]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    pad = (hi - lo) * 0.05 or 10.0
+    pad = (hi - lo) * 0.05 or (10.0 if abs(hi) >= 10 else 0.5)  # a flat line: some room
     lo, hi = lo - pad, hi + pad
     x0, x1 = (min(x), max(x)) if x else (0, 1)
     span = max(x1 - x0, 1)
@@ -208,24 +209,29 @@ def line_chart(
         return top + (hi - v) / (hi - lo) * (height - top - bottom)
 
     parts = [f'<text x="{left}" y="16" font-weight="600">{escape(title)}</text>']
-    for t in _nice_ticks(lo, hi):
+    ticks = _nice_ticks(lo, hi)
+    step = min((b - a for a, b in itertools.pairwise(ticks)), default=1.0)
+    digits = 0 if step >= 1 else min(4, math.ceil(-math.log10(step)))
+    for t in ticks:
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{py(t):.1f}" y2="{py(t):.1f}" '
             f'stroke="{GRID_COLOUR}"/><text x="{left - 6}" y="{py(t) + 4:.1f}" '
-            f'text-anchor="end" fill="#555">{t:.0f}</text>'
+            f'text-anchor="end" fill="#555">{t:.{digits}f}</text>'
         )
     parts.append(
         f'<text x="{(left + width - right) / 2:.0f}" y="{height - 8}" text-anchor="middle" '
-        f'fill="#555">{escape(x_label)} (1 to {x1})</text>'
+        f'fill="#555">{escape(x_label)} ({x0} to {x1})</text>'
     )
     for k, (name, ys) in enumerate(series.items()):
         colour = PALETTE[k % len(PALETTE)]
-        points = " ".join(
-            f"{px(xi):.1f},{py(yi):.1f}" for xi, yi in zip(x, ys, strict=True) if yi is not None
-        )
+        drawn = [(px(xi), py(yi)) for xi, yi in zip(x, ys, strict=True) if yi is not None]
+        points = " ".join(f"{a:.1f},{b:.1f}" for a, b in drawn)
         parts.append(
             f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
         )
+        if len(drawn) == 1:  # one point draws no line: a dot
+            a, b = drawn[0]
+            parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{colour}"/>')
         ly = top + 16 * k + 6
         parts.append(
             f'<rect x="{width - right + 12}" y="{ly - 8}" width="12" height="12" '
