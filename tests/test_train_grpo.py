@@ -60,6 +60,17 @@ SMALL = {
 """The settings of every run here: one prompt of 4 short completions per step."""
 
 
+def invoke(*args: str | Path) -> tuple[int, str]:
+    """`arena train ...` in this process (the refusals here fail before any model loads, so
+    the subprocess's seconds of imports are not worth paying): its exit code and stderr."""
+    from typer.testing import CliRunner
+
+    from arena.cli import train as train_cli
+
+    done = CliRunner().invoke(train_cli.app, [str(a) for a in args])
+    return done.exit_code, done.stderr
+
+
 def lora_tensors(adapter: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
@@ -193,10 +204,15 @@ def test_bbq_adapter_answers_in_arena_bbq_run(bbq_run: Path) -> None:
 
 
 def test_a_rerun_with_another_lambda_is_refused(bbq_run: Path) -> None:
-    done = train_bbq(bbq_run, "bbq", "--max-steps", "3", "--eval-every", "2", "--lambda", "1.5")
-    assert done.returncode == 2
-    assert "bias_penalty=0.5" in done.stderr and "1.5" in done.stderr
-    assert "Traceback" not in done.stderr
+    code, stderr = invoke(
+        "grpo", "--task", "bbq", "--base", "smollm2-135m-instruct",
+        "--data", BBQ / "Age.jsonl", "--out", bbq_run / "bbq", "--db", bbq_run / "arena.duckdb",
+        "--config", bbq_run / "grpo.yaml", "--limit", "8",
+        "--max-steps", "3", "--eval-every", "2", "--lambda", "1.5",
+    )  # fmt: skip
+    assert code == 2
+    assert "bias_penalty=0.5" in stderr and "1.5" in stderr
+    assert len(stderr.strip().splitlines()) == 1
 
 
 def test_the_same_command_with_more_steps_resumes(bbq_run: Path) -> None:
@@ -409,27 +425,27 @@ def test_an_always_unknown_policy_is_caught_in_the_eval_record(tmp_path: Path) -
 
 
 def test_bbq_eval_items_sharing_a_template_are_refused(tmp_path: Path) -> None:
-    done = run_arena(
-        "train", "grpo", "--task", "bbq", "--base", "smollm2-135m-instruct",
+    code, stderr = invoke(
+        "grpo", "--task", "bbq", "--base", "smollm2-135m-instruct",
         "--data", BBQ / "Age.jsonl", "--dev-fraction", "0", "--eval-data", BBQ / "Age.jsonl",
         "--eval-every", "10", "--out", tmp_path / "out", "--db", tmp_path / "arena.duckdb",
     )  # fmt: skip
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+    assert code == 2
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --eval-data: template Age:")
     assert not (tmp_path / "arena.duckdb").exists() and not (tmp_path / "out").exists()
 
 
 def test_pcp_training_prompts_naming_an_eval_topic_are_refused(tmp_path: Path) -> None:
     write_yaml(tmp_path / "judges.yaml", JUDGE)
-    done = run_arena(
-        "train", "grpo", "--task", "pcp", "--base", "smollm2-135m-instruct",
+    code, stderr = invoke(
+        "grpo", "--task", "pcp", "--base", "smollm2-135m-instruct",
         "--prompts", PCP / "train_dataset_opus_anchors.json", "--judge", "judge",
         "--models", tmp_path / "judges.yaml", "--eval-pairs", PCP / "pcp_topics.json",
         "--eval-every", "50", "--out", tmp_path / "out", "--db", tmp_path / "arena.duckdb",
     )  # fmt: skip
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+    assert code == 2
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "mention the evaluation topic" in lines[0], lines
     topic = lines[0].split("topic ")[1].split(" of ")[0].strip("'\"")
     pairs = json.loads((PCP / "pcp_topics.json").read_text(encoding="utf-8"))
@@ -477,13 +493,27 @@ def test_settings_layer_defaults_task_yaml_flags(tmp_path: Path) -> None:
 
 def test_a_misspelt_grpo_key_is_one_line(tmp_path: Path) -> None:
     write_yaml(tmp_path / "g.yaml", {"num_generation": 4})
-    done = run_arena(
-        "train", "grpo", "--task", "bbq", "--base", "smollm2-135m-instruct",
+    code, stderr = invoke(
+        "grpo", "--task", "bbq", "--base", "smollm2-135m-instruct",
         "--data", BBQ / "Age.jsonl", "--config", tmp_path / "g.yaml",
         "--out", tmp_path / "out", "--db", tmp_path / "arena.duckdb",
     )  # fmt: skip
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    assert code == 2
+    assert stderr.strip().splitlines() == [
         f"error: {tmp_path / 'g.yaml'}:1: num_generation: unknown setting; did you mean "
         "'num_generations'?"
     ]
+    # a flag of the other task, and a missing one of this task
+    code, stderr = invoke(
+        "grpo", "--task", "bbq", "--base", "x", "--data", BBQ / "Age.jsonl", "--judge", "j",
+        "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert (code, stderr.strip()) == (
+        2,
+        "error: --judge: a setting of --task pcp, not of --task bbq",
+    )
+    code, stderr = invoke("grpo", "--task", "pcp", "--base", "x", "--out", tmp_path / "out")
+    assert (code, stderr.strip()) == (
+        2,
+        "error: --task pcp needs --prompts (the training prompts' JSON file)",
+    )
