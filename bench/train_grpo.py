@@ -4,7 +4,7 @@ default) against sequential judging (the judge's `max_concurrency: 1`), same run
 
 Each setting trains through `training.grpo.train_grpo`, the code `arena train grpo` runs (the
 engine's reward judge, the store, our trainer and its step clock), in a process of its own, on
-the same synthetic PCT prompts (sentiment and helpfulness rows, alternating) with the same seed:
+the same synthetic PCT prompts (64 rows, sentiment and helpfulness alternating) with the same seed:
 `1 + --steps` optimizer steps, the first a warm-up left out. The judge is the `scripted` backend
 with `delay_s: 0.5` (a simulated judge with a fixed latency and readable replies; a real judge is
 a paid API or a GPU). The step's parts are the trainer's own `time/generation`, `time/reward` and
@@ -15,7 +15,9 @@ the sequential setting of the same run.
 
 On a lent GPU machine, `--device cuda --model-config Qwen/Qwen2.5-3B-Instruct` compares TRL's
 vLLM colocate rollouts (`use_vllm`) against plain `generate` on a model of Qwen2.5-3B's shape
-initialised at random (no download), with the BBQ reward (no judge): steps/s of each.
+initialised at random from its published dimensions (no download; the embedded model's
+tokenizer), completions of up to 256 tokens, a judge that answers at once: seconds per step of
+each, and their ratio. (Not run yet: no GPU was lent to the session that wrote it.)
 
     python bench/train_grpo.py                      # about 4 min on 2 loaded cores
     python bench/train_grpo.py --steps 3 --rounds 3
@@ -72,7 +74,28 @@ def _prompts(n: int) -> list[dict[str, str]]:
     return rows
 
 
-def _judges(concurrency: int) -> dict[str, Any]:
+QWEN25_3B: dict[str, Any] = {
+    "architectures": ["Qwen2ForCausalLM"],
+    "model_type": "qwen2",
+    "hidden_act": "silu",
+    "hidden_size": 2048,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 36,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 32768,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "tie_word_embeddings": True,
+    "use_sliding_window": False,
+    "vocab_size": 151936,
+    "torch_dtype": "bfloat16",
+}
+"""Qwen2.5-3B-Instruct's published dimensions (its config.json), for a model at random weights."""
+MODEL_SHAPES = {"Qwen/Qwen2.5-3B-Instruct": QWEN25_3B}
+
+
+def _judges(concurrency: int, latency_s: float = JUDGE_LATENCY_S) -> dict[str, Any]:
     replies = [
         '{"bias": 3, "helpfulness": 2, "score": 4}',
         '{"bias": 2, "helpfulness": 1, "score": 2}',
@@ -82,7 +105,7 @@ def _judges(concurrency: int) -> dict[str, Any]:
         "name": "judge",
         "backend": "scripted",
         "replies": replies,
-        "delay_s": JUDGE_LATENCY_S,
+        "delay_s": latency_s,
         "max_concurrency": concurrency,
     }
     return {"judges": [judge]}
@@ -94,7 +117,7 @@ def one(setting: str, steps: int, device: str, model_config: str | None) -> dict
 
     from storage import run_query
     from training.config import GRPO_TASK_DEFAULTS, load_train_config
-    from training.grpo import bbq_task, pcp_task, resolve_judge, train_grpo
+    from training.grpo import pcp_task, resolve_judge, train_grpo
 
     work = Path(tempfile.mkdtemp(prefix="bench-grpo-"))
     flags: dict[str, Any] = {
@@ -109,25 +132,22 @@ def one(setting: str, steps: int, device: str, model_config: str | None) -> dict
         "store_completions": 0,
     }
     base = "smollm2-135m-instruct"
-    if device == "cuda":
+    latency = JUDGE_LATENCY_S
+    if device == "cuda":  # generation is what is compared: a judge that answers at once
         base = _random_model(work, model_config or "Qwen/Qwen2.5-3B-Instruct")
         flags["use_vllm"] = setting == "vllm-colocate"
         flags["max_completion_length"] = 256
-        task_name = "bbq"
-    else:
-        task_name = "pcp"
+        flags["activation_checkpointing"] = True
+        latency = 0.0
     config = load_train_config(
-        work / "out", None, flags, kind="grpo", defaults=GRPO_TASK_DEFAULTS[task_name]
+        work / "out", None, flags, kind="grpo", defaults=GRPO_TASK_DEFAULTS["pcp"]
     )
-    if task_name == "pcp":
-        (work / "prompts.json").write_text(json.dumps(_prompts(16)), encoding="utf-8")
-        concurrency = 1 if setting == "sequential" else 64
-        (work / "judges.yaml").write_text(yaml.safe_dump(_judges(concurrency)), encoding="utf-8")
-        role = resolve_judge("judge", work / "judges.yaml")
-        task = pcp_task(work / "prompts.json", role, models=work / "judges.yaml")
-    else:
-        data = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbq" / "Age.jsonl"
-        task = bbq_task(data, limit=64, seed=0)
+    (work / "prompts.json").write_text(json.dumps(_prompts(64)), encoding="utf-8")
+    concurrency = 1 if setting == "sequential" else 64
+    judges = _judges(concurrency, latency)
+    (work / "judges.yaml").write_text(yaml.safe_dump(judges), encoding="utf-8")
+    role = resolve_judge("judge", work / "judges.yaml")
+    task = pcp_task(work / "prompts.json", role, models=work / "judges.yaml")
     db = work / "arena.duckdb"
     result = train_grpo(task, base, work / "out", db, config, progress=False)
     rows = run_query(
@@ -145,13 +165,20 @@ def one(setting: str, steps: int, device: str, model_config: str | None) -> dict
 
 
 def _random_model(work: Path, name: str) -> str:
-    """A model of `name`'s shape at random weights (its config only; no weights downloaded)."""
+    """A model of `name`'s shape (`MODEL_SHAPES`, or a local config.json) at random weights,
+    saved with the embedded model's tokenizer (its ids fall inside the larger vocabulary): no
+    download."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from training.run import resolve_base
 
-    config = AutoConfig.from_pretrained(name)
-    model = AutoModelForCausalLM.from_config(config)
+    if name in MODEL_SHAPES:
+        shape = dict(MODEL_SHAPES[name])
+        config = AutoConfig.for_model(shape.pop("model_type"), **shape)
+    else:
+        config = AutoConfig.from_pretrained(name, local_files_only=True)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     folder = work / "model"
     model.save_pretrained(str(folder))
     tokenizer = AutoTokenizer.from_pretrained(resolve_base("smollm2-135m-instruct")[0])
