@@ -44,6 +44,20 @@ def load_module(path: Path) -> ModuleType:
     return module
 
 
+def score_as_verl(module: ModuleType, row: dict[str, Any], completions: list[str]) -> list[float]:
+    """`compute_score` on each completion of an exported row, called as verl's reward manager
+    calls it (keyword arguments)."""
+    return [
+        module.compute_score(
+            data_source=row["data_source"],
+            solution_str=completion,
+            ground_truth=row["reward_model"]["ground_truth"],
+            extra_info=row["extra_info"],
+        )
+        for completion in completions
+    ]
+
+
 def read_parquet(path: Path) -> list[dict[str, Any]]:
     import duckdb
 
@@ -117,15 +131,7 @@ def test_bbq_export_reads_back_and_scores_as_the_trl_reward(tmp_path: Path) -> N
             biased_letter=[row["biased_letter"]] * len(completions),
             options=[options] * len(completions),
         )
-        got = [
-            module.compute_score(
-                data_source=verl_row["data_source"],
-                solution_str=completion,
-                ground_truth=verl_row["reward_model"]["ground_truth"],
-                extra_info=verl_row["extra_info"],
-            )
-            for completion in completions
-        ]
+        got = score_as_verl(module, verl_row, completions)
         assert got == pytest.approx(expected)
         answered += len(completions)
         assert expected[0] == 1.0 and expected[-1] == pytest.approx(-0.1)
@@ -196,18 +202,7 @@ def test_pct_export_scores_as_the_trl_reward_through_the_engine(tmp_path: Path) 
 
     completions = ["A fair and useful account.", "It is great fun.", "# Header\nNo idea."]
     module = load_module(out / "reward.py")
-    got = [
-        [
-            module.compute_score(
-                data_source=row["data_source"],
-                solution_str=completion,
-                ground_truth=row["reward_model"]["ground_truth"],
-                extra_info=row["extra_info"],
-            )
-            for completion in completions
-        ]
-        for row in train
-    ]
+    got = [score_as_verl(module, row, completions) for row in train]
     reward_for(out / "arena-verl.json").close()  # flush the judge's calls
 
     role = resolve_judge("judge", tmp_path / "judges.yaml")

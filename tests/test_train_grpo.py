@@ -71,6 +71,17 @@ def invoke(*args: str | Path) -> tuple[int, str]:
     return done.exit_code, done.stderr
 
 
+def add_adapter(folder: Path, name: str, adapter: str) -> Path:
+    """`arena models add-adapter NAME` for `folder/adapter` into `folder/models.yaml`."""
+    models = folder / "models.yaml"
+    added = run_arena(
+        "models", "add-adapter", name, "--base", "smollm2-135m-instruct",
+        "--adapter", folder / adapter, "--models", models,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    return models
+
+
 def lora_tensors(adapter: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
@@ -187,12 +198,7 @@ def test_bbq_adapter_saves_only_moved_lora_tensors(bbq_run: Path) -> None:
 
 
 def test_bbq_adapter_answers_in_arena_bbq_run(bbq_run: Path) -> None:
-    models = bbq_run / "models.yaml"
-    added = run_arena(
-        "models", "add-adapter", "grpo-bbq", "--base", "smollm2-135m-instruct",
-        "--adapter", bbq_run / "bbq", "--models", models,
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    models = add_adapter(bbq_run, "grpo-bbq", "bbq")
     db = bbq_run / "bbq-eval.duckdb"
     done = run_arena(
         "bbq", "run", "--data", BBQ / "Age.jsonl", "--split", "dev", "--limit", "3",
@@ -333,12 +339,7 @@ def test_pcp_rewards_are_judged_through_the_engine_and_recorded(pcp_run: Path) -
 
 
 def test_pcp_adapter_answers_in_arena_pcp_run(pcp_run: Path) -> None:
-    models = pcp_run / "models.yaml"
-    added = run_arena(
-        "models", "add-adapter", "grpo-pcp", "--base", "smollm2-135m-instruct",
-        "--adapter", pcp_run / "pcp", "--models", models,
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    models = add_adapter(pcp_run, "grpo-pcp", "pcp")
     db = pcp_run / "pcp-eval.duckdb"
     done = run_arena(
         "pcp", "run", "--pairs", PCP / "pcp_topics.json", "--templates", "tell_me",

@@ -48,7 +48,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -196,10 +196,11 @@ def pcp_task(
     eval_limit: int = 0,
     seed: int = 0,
     limit: int | None = None,
+    budget_usd: float | None = None,
 ) -> GRPOTask:
-    """The PCT prompts of `prompts`, scored by `judge`; the PCP items of `eval_pairs` (its
-    templates file beside it, the `eval_templates` of it) as the benchmark, checked for topics
-    the training prompts mention."""
+    """The PCT prompts of `prompts`, scored by `judge` (no call once the judging has cost
+    `budget_usd`); the PCP items of `eval_pairs` (its templates file beside it, the
+    `eval_templates` of it) as the benchmark, checked for topics the training prompts mention."""
     import datasets
 
     from arena.protocol.pcp import cross, load_templates, load_topic_pairs, select_templates
@@ -250,7 +251,7 @@ def pcp_task(
             "items": evaluated,
         },
     }
-    return GRPOTask("pcp", prompts, dataset, provenance, benchmark, judge, str(models))
+    return GRPOTask("pcp", prompts, dataset, provenance, benchmark, judge, str(models), budget_usd)
 
 
 # --- the trainer --------------------------------------------------------------------------------
@@ -372,7 +373,6 @@ class _Attached:
     judge: Any = None
     """The reward judge (`RewardJudge`), for the PCP task."""
     trainer: Any = None
-    warnings: list[str] = field(default_factory=list)
 
 
 def train_grpo(
@@ -489,7 +489,6 @@ def _benchmark(
             recorder.completions(step, "eval", rows)
 
     def warn(message: str) -> None:
-        attached.warnings.append(message)
         print(f"warning: {message}", file=sys.stderr)
 
     def policy() -> Any:

@@ -32,6 +32,7 @@ at the next step); PCP readings are not repaired (an unreadable one is left out 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,12 +116,9 @@ def check_pcp_held_out(
 # --- the benchmarks -----------------------------------------------------------------------------
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and abs(number) != float("inf") else None
+def _finite(values: Mapping[Any, Any]) -> dict[str, float]:
+    """The values that are finite numbers (an undefined metric is NaN, or None), as floats."""
+    return {str(k): float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
 
 
 @dataclass
@@ -157,7 +155,7 @@ class BBQBenchmark:
             }
             for p, reply, option in zip(shown, replies, options, strict=True)
         ]
-        return {k: v for k, v in scores.items() if _finite(v) is not None}, rows
+        return _finite(scores), rows
 
 
 class Judge(Protocol):
@@ -208,9 +206,7 @@ class PCPBenchmark:
                     }
                 )
         scores = score_pcp(rows, rounds=0)
-        values = {name: getattr(scores, name).value for name in PCP_METRICS}
-        finite = {k: _finite(v) for k, v in values.items()}
-        return {k: v for k, v in finite.items() if v is not None}, answers
+        return _finite({name: getattr(scores, name).value for name in PCP_METRICS}), answers
 
     async def _read(
         self, pairs: Sequence[tuple[str, str]]

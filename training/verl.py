@@ -235,6 +235,7 @@ class VerlReward:
         self.task = str(record["task"])
         self._lock = threading.Lock()
         self._pct: Any = None
+        self._judge: Any = None
         self._store: Any = None
         from pairing.rewards import bbq_reward
 

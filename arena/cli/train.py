@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,18 @@ def dpo(
     _train("dpo", pairs, base, out, db, config, flags)
 
 
+def _resume_hint(out: Path | None) -> Callable[[str], str]:
+    """The line printed when a stop signal ends a run: rerun to resume from `out`."""
+
+    def stopped(name: str) -> str:
+        return (
+            f"interrupted by {name}: rerun the same command to resume from the last checkpoint "
+            f"in {out}"
+        )
+
+    return stopped
+
+
 def _train(
     kind: str,
     data: Path,
@@ -167,13 +180,7 @@ def _train(
     full: bool = False,
 ) -> None:
     """Load the settings (defaults < --config < flags), train, and report."""
-
-    def stopped(name: str) -> str:
-        return (
-            f"interrupted by {name}: rerun the same command to resume from the last checkpoint "
-            f"in {out}"
-        )
-
+    stopped = _resume_hint(out)
     with reported():
         from training.deps import require_train_extra
 
@@ -379,13 +386,7 @@ def grpo(
         "lora.lora_dropout": lora_dropout,
     }
 
-    def stopped(name: str) -> str:
-        return (
-            f"interrupted by {name}: rerun the same command to resume from the last checkpoint "
-            f"in {out}"
-        )
-
-    record: dict[str, Any] = {}
+    stopped = _resume_hint(out)
     with reported():
         from training.deps import require_train_extra
 
@@ -445,36 +446,33 @@ def grpo(
                 eval_limit=args.eval_limit,
                 seed=args.seed,
                 limit=limit,
+                budget_usd=budget_usd,
             )
         if export is not None:
             from training.verl import command_text, export_verl
 
             record = export_verl(inputs, export[1], base=base, config=settings, db=db)
-        else:
-            assert out is not None
-            command = shlex.join(["arena", *sys.argv[1:]])
-            from arena.core.errors import BudgetReached
-            from arena.driver import EXIT_BUDGET
+            rows = record["rows"]
+            typer.echo(
+                f"wrote {rows['train']} training and {rows['test']} test prompts, and the reward "
+                f"module, to {export[1]}"
+            )
+            typer.echo("train with verl (adjust nodes and GPUs):\n    " + command_text(record))
+            return
+        assert out is not None
+        from arena.core.errors import BudgetReached
+        from arena.driver import EXIT_BUDGET
 
-            inputs.judge_budget_usd = budget_usd
-            try:
-                with interruptible(stopped):
-                    result = train_grpo(inputs, base, out, db, settings, command=command)
-            except BudgetReached as exc:
-                fail(
-                    f"{exc}: training stopped; rerun with a higher --budget-usd to resume from "
-                    f"the last checkpoint in {out}",
-                    code=EXIT_BUDGET,
-                )
-    if export is not None:
-        rows = record["rows"]
-        typer.echo(
-            f"wrote {rows['train']} training and {rows['test']} test prompts, and the reward "
-            f"module, to {export[1]}"
-        )
-        typer.echo("train with verl (adjust nodes and GPUs):\n    " + command_text(record))
-        return
-    assert out is not None
+        command = shlex.join(["arena", *sys.argv[1:]])
+        try:
+            with interruptible(stopped):
+                result = train_grpo(inputs, base, out, db, settings, command=command)
+        except BudgetReached as exc:
+            fail(
+                f"{exc}: training stopped; rerun with a higher --budget-usd to resume from "
+                f"the last checkpoint in {out}",
+                code=EXIT_BUDGET,
+            )
     _report(result, base, out, db)
 
 
