@@ -13,6 +13,11 @@ written by plain Python into a new folder, flushed as `arena view` flushes its o
 take turns for `--rounds` rounds (the machines are shared, and their disks noisy); the table
 gives medians and the ratio of `arena view` to the floor.
 
+Every round writes new folders, and nothing is removed before the end: on an ext4 file system
+without a journal (the test machines' disk), creating files is several times slower for a few
+minutes after many were deleted, as the kernel skips recently freed inodes. For the same reason,
+leave a few minutes between two runs of this benchmark.
+
     PYTHONPATH=. python bench/view.py [--rounds 3]
 """
 
@@ -21,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -132,9 +136,6 @@ def main() -> None:
             sizes = {p: p.stat().st_size for p in out.rglob("*") if p.is_file()}
             floors.append(floor(list(sizes.values()), Path(folder) / f"floor-{k}"))
             print(f"round {k + 1}: arena view {walls[-1]:.1f} s, floor {floors[-1]:.1f} s")
-            if k < args.rounds - 1:
-                shutil.rmtree(out)
-                shutil.rmtree(Path(folder) / f"floor-{k}")
         largest = max(sizes, key=lambda p: sizes[p])
         wall, base = statistics.median(walls), statistics.median(floors)
         print(

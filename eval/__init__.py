@@ -16,25 +16,33 @@ It reads what the engine recorded (through `storage`) and never calls a model.
   `eval.bbq_store` builds one from a BBQ run in the store (mid-run too); `eval.bbq_render`
   renders it (terminal, Markdown, JSON, HTML).
 
-See docs/rank.md and docs/bbq.md. PCP metrics are not written yet.
+- `eval.pcp`, `eval.pcp_store`, `eval.pcp_render`: PCP consistency, the same way.
+- `eval.transcripts`, `eval.transcripts_render`: debates as recorded (`arena show`); `eval.site`:
+  the static site of them (`arena view`); `eval.training_report`: `arena train report`.
+
+See docs/rank.md, docs/bbq.md and docs/pcp.md. The rating names below are imported from
+`eval.ratings` on first use, so that the other parts load without SciPy.
 """
 
-from eval.ratings import (
-    A_WINS,
-    B_WINS,
-    ELO_PER_NAT,
-    TIE,
-    Bootstrap,
-    BTFit,
-    Counts,
-    EloBootstrap,
-    aggregate,
-    bootstrap,
-    elo_bootstrap,
-    fit_bradley_terry,
-    online_elo,
-    win_matrices,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eval.ratings import (
+        A_WINS,
+        B_WINS,
+        ELO_PER_NAT,
+        TIE,
+        Bootstrap,
+        BTFit,
+        Counts,
+        EloBootstrap,
+        aggregate,
+        bootstrap,
+        elo_bootstrap,
+        fit_bradley_terry,
+        online_elo,
+        win_matrices,
+    )
 
 __all__ = [
     "A_WINS",
@@ -52,3 +60,13 @@ __all__ = [
     "online_elo",
     "win_matrices",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The rating names above, imported from `eval.ratings` when first asked for: importing
+    any other part of `eval` (`arena show`, `arena view`) does not load SciPy (0.4 s)."""
+    if name in __all__:
+        import eval.ratings
+
+        return getattr(eval.ratings, name)
+    raise AttributeError(f"module 'eval' has no attribute {name!r}")

@@ -37,6 +37,8 @@ pages are rewritten whole on every run of `arena view` (the folder is replaced a
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import re
@@ -57,7 +59,14 @@ from eval.transcripts import (
     gather,
     judges_disagree,
 )
-from eval.transcripts_render import VERDICT_COLUMNS, about, headline, turn_usage, verdict_cells
+from eval.transcripts_render import (
+    VERDICT_COLUMNS,
+    about,
+    headline,
+    turn_heading,
+    turn_usage,
+    verdict_cells,
+)
 from storage import read_connection
 
 if TYPE_CHECKING:
@@ -209,6 +218,7 @@ RUNS_SQL: Final = (
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("eval", "templates"),
+        auto_reload=False,  # not a stat of the base template for every page
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -219,6 +229,7 @@ def _environment() -> jinja2.Environment:
         model_href=model_href,
         about=about,
         headline=headline,
+        turn_heading=turn_heading,
         turn_usage=turn_usage,
         verdict_cells=verdict_cells,
         verdict_columns=VERDICT_COLUMNS,
@@ -263,10 +274,28 @@ def _chunks(fetch: Fetch, run_id: str, parts: int) -> Iterator[list[DebateTransc
     partitions' queries together take about as long as one query of the whole run)."""
     where = "{id} IN (SELECT debate_id FROM debates WHERE run_id = ?"
     if parts == 1:
-        yield gather(fetch, where + ")", [run_id])
+        with _collector_paused():
+            chunk = gather(fetch, where + ")", [run_id])
+        yield chunk
         return
     for part in range(parts):
-        yield gather(fetch, where + " AND hash(debate_id) % ? = ?)", [run_id, parts, part])
+        with _collector_paused():
+            chunk = gather(fetch, where + " AND hash(debate_id) % ? = ?)", [run_id, parts, part])
+        yield chunk
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: reading a chunk makes about 15 tuples a debate
+    and no cycles, and each collection on the way would walk the heap that grows (a third of
+    the reading's time)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _write_file(folder: Path, path: str, text: str) -> int:
@@ -301,6 +330,7 @@ def _forked_worker(folder: Path, answer: Connection) -> None:
     handle (it ends its workers), and the parent's signal handlers are not for here."""
     import signal
 
+    gc.freeze()  # the inherited objects: never collected here, so their pages stay shared
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)

@@ -1,8 +1,9 @@
 """Debates as recorded, for reading: `arena show` picks debates and reads each one whole.
 
-Top to bottom: the typed rows (`DebateRow`, `Turn`, `Verdict`: the columns of the `debates`,
-`turns` and `verdicts` tables, one field per column, values as `storage.run_query` returns them,
-timestamps as ISO text) and `DebateTranscript`, one debate with its motion, its turns in order
+Top to bottom: the typed rows (`DebateRow`, `Turn`, `Verdict`: named tuples of the columns of
+the `debates`, `turns` and `verdicts` tables, one field per column, values as `storage.run_query`
+returns them, timestamps as ISO text; built as read, without checks, since a 15,000-debate
+`arena view` reads 225,000 of them) and `DebateTranscript`, one debate with its motion, its turns in order
 and its judges' verdicts; `Selection`, what to show (debate ids or prefixes, or filters by run,
 topic, model, winner and judge disagreement, with a limit), and `selection_sql`, the pure SQL
 for it; `select_debates`, which checks the selection against the file (an unknown run, topic,
@@ -27,9 +28,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Final
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from arena.core.errors import UserError
 from storage import run_query
@@ -54,19 +53,11 @@ VARIANTS: Final = {
 """What each `verdicts.variant` means, as the renderers say it."""
 
 
-def _iso(value: object) -> object:
+def _iso(value: object) -> Any:
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
-Stamp = Annotated[str, BeforeValidator(_iso)]
-"""A timestamp as ISO 8601 text, as `run_query` gives it (a bulk connection gives datetimes)."""
-
-
-class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DebateRow(_Row):
+class DebateRow(NamedTuple):
     """A row of `debates`."""
 
     debate_id: str
@@ -79,11 +70,11 @@ class DebateRow(_Row):
     status: str
     winner: str | None
     error: str | None
-    created_at: Stamp
-    updated_at: Stamp
+    created_at: str
+    updated_at: str
 
 
-class Turn(_Row):
+class Turn(NamedTuple):
     """A row of `turns`."""
 
     debate_id: str
@@ -100,10 +91,10 @@ class Turn(_Row):
     latency_s: float | None
     finish_reason: str | None
     call_id: str | None
-    created_at: Stamp
+    created_at: str
 
 
-class Verdict(_Row):
+class Verdict(NamedTuple):
     """A row of `verdicts`."""
 
     debate_id: str
@@ -120,10 +111,10 @@ class Verdict(_Row):
     completion_tokens: int | None
     cost_usd: float | None
     latency_s: float | None
-    created_at: Stamp
+    created_at: str
 
 
-class DebateTranscript(_Row):
+class DebateTranscript(NamedTuple):
     """One debate as `arena show` shows it: its row, its topic, its turns and verdicts."""
 
     debate: DebateRow
@@ -138,6 +129,16 @@ class DebateTranscript(_Row):
         return {"FOR": self.debate.for_model, "AGAINST": self.debate.against_model}.get(
             self.debate.winner or ""
         )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored rows as plain values (what `arena show --format json` writes)."""
+        return {
+            "debate": self.debate._asdict(),
+            "motion": self.motion,
+            "category": self.category,
+            "turns": [turn._asdict() for turn in self.turns],
+            "verdicts": [verdict._asdict() for verdict in self.verdicts],
+        }
 
 
 @dataclass(frozen=True)
@@ -308,50 +309,47 @@ def connection_fetch(con: duckdb.DuckDBPyConnection) -> Fetch:
     return fetch
 
 
-def _columns(model: type[_Row], alias: str) -> str:
-    return ", ".join(f"{alias}.{name}" for name in model.model_fields)
+def _columns(row: type[DebateRow | Turn | Verdict], alias: str) -> str:
+    return ", ".join(f"{alias}.{name}" for name in row._fields)
 
 
 def gather(fetch: Fetch, where: str, params: list[object]) -> list[DebateTranscript]:
     """The debates whose id satisfies `where` (SQL with `{id}` where the id column goes, and
     `params` for its placeholders), each with its motion, turns (by index) and verdicts (by
-    judge and variant), in debate order (`ORDER`): three queries in all."""
-    columns, rows = fetch(
+    judge and variant), in debate order (`ORDER`): three queries in all.
+
+    The rows are built from the columns in field order (`_columns`), with no checking: they
+    are the store's own typed columns. Only the timestamps change, to ISO text."""
+    _, rows = fetch(
         f"SELECT {_columns(DebateRow, 'd')}, t.motion, t.category FROM debates d"
         " LEFT JOIN topics t ON t.run_id = d.run_id AND t.topic_id = d.topic_id"
         f" WHERE {where.format(id='d.debate_id')} ORDER BY {ORDER}",
         params,
     )
     heads = [
-        (DebateRow(**dict(zip(columns[:-2], row[:-2], strict=True))), row[-2], row[-1])
+        (DebateRow._make((*row[:10], _iso(row[10]), _iso(row[11]))), row[12], row[13])
         for row in rows
     ]
     turns: dict[str, list[Turn]] = {d.debate_id: [] for d, _, _ in heads}
     verdicts: dict[str, list[Verdict]] = {d.debate_id: [] for d, _, _ in heads}
-    columns, rows = fetch(
+    _, rows = fetch(
         f"SELECT {_columns(Turn, 't')} FROM turns t WHERE {where.format(id='t.debate_id')}"
         " ORDER BY t.debate_id, t.turn_index",
         params,
     )
     for row in rows:
-        turn = Turn(**dict(zip(columns, row, strict=True)))
-        turns.setdefault(turn.debate_id, []).append(turn)
-    columns, rows = fetch(
+        turns.setdefault(row[0], []).append(Turn._make((*row[:-1], _iso(row[-1]))))
+    _, rows = fetch(
         f"SELECT {_columns(Verdict, 'v')} FROM verdicts v WHERE {where.format(id='v.debate_id')}"
         " ORDER BY v.debate_id, v.judge, CASE v.variant WHEN 'sides' THEN 0 WHEN 'for_a'"
         " THEN 1 WHEN 'for_b' THEN 2 ELSE 3 END, v.variant",
         params,
     )
     for row in rows:
-        verdict = Verdict(**dict(zip(columns, row, strict=True)))
-        verdicts.setdefault(verdict.debate_id, []).append(verdict)
+        verdicts.setdefault(row[0], []).append(Verdict._make((*row[:-1], _iso(row[-1]))))
     return [
         DebateTranscript(
-            debate=debate,
-            motion=motion,
-            category=category,
-            turns=turns[debate.debate_id],
-            verdicts=verdicts[debate.debate_id],
+            debate, motion, category, turns[debate.debate_id], verdicts[debate.debate_id]
         )
         for debate, motion, category in heads
     ]

@@ -147,7 +147,7 @@ def json_text(transcripts: list[DebateTranscript]) -> str:
     return json.dumps(
         {
             "schema_version": SCHEMA_VERSION,
-            "debates": [t.model_dump(mode="json") for t in transcripts],
+            "debates": [t.as_dict() for t in transcripts],
         },
         indent=1,
         ensure_ascii=False,

@@ -21,6 +21,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -110,6 +111,32 @@ def test_a_folder_is_renamed_into_place_and_replaced_only_with_force(tmp_path: P
         check_output(target, force=True)
     with pytest.raises(OutputRefused, match="is a file; give a folder name"):
         check_output(target / "b", force=True, directory=True)
+
+
+@pytest.mark.parametrize("one_call", [True, False])
+def test_a_large_folder_is_flushed_in_one_call_or_file_by_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_call: bool
+) -> None:
+    """On Linux a tree of many files is flushed by one `syncfs` of its file system, and no file
+    is flushed on its own; where that call is missing or fails, every file and folder is."""
+    import arena.core.files as files
+
+    tree = tmp_path / "site"
+    (tree / "pages").mkdir(parents=True)
+    for k in range(2 * files.FSYNC_THREADS):
+        (tree / "pages" / f"{k}.html").write_text("x")
+    flushed: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(fd), real_fsync(fd))[1])
+    if one_call:
+        if not sys.platform.startswith("linux"):
+            pytest.skip("syncfs is Linux's")
+        assert files._syncfs(tree) is True
+        assert files._syncfs(tmp_path / "missing") is False
+    else:
+        monkeypatch.setattr(files, "_syncfs", lambda path: False)
+    files._fsync(tree)
+    assert len(flushed) == (0 if one_call else 2 * files.FSYNC_THREADS + 2)
 
 
 def test_the_database_is_never_an_output(tmp_path: Path) -> None:

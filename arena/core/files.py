@@ -50,6 +50,7 @@ import errno
 import os
 import re
 import shutil
+import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -254,12 +255,18 @@ def scratch_dir(parent: str | os.PathLike[str], prefix: str = SCRATCH_PREFIX) ->
 
 
 FSYNC_THREADS: Final = 16
-"""Files of a tree flushed at once: the disk commits concurrent flushes together (a 15,000-page
-`arena view` site: 2.0 s against 3.7 s one by one)."""
+"""Files of a tree flushed at once where the file system cannot be flushed in one call: the
+disk commits concurrent flushes together (a 15,000-page `arena view` site: 2.0 s against 3.7 s
+one by one)."""
 
 
 def _fsync(path: Path) -> None:
-    """Flush `path` (a file, or every file and folder in a tree, the folders last) to the disk."""
+    """Flush `path` (a file, or every file and folder in a tree, the folders last) to the disk.
+
+    A tree of `2 * FSYNC_THREADS` files or more is flushed with one `syncfs` call on Linux (the
+    whole file system that holds it: 0.2 s against 1.7-2.2 s of per-file flushes for a
+    15,000-page site); elsewhere, or if that call fails, file by file on `FSYNC_THREADS`
+    threads."""
     if not path.is_dir():
         _fsync_one(path)
         return
@@ -271,6 +278,8 @@ def _fsync(path: Path) -> None:
     if len(files) < 2 * FSYNC_THREADS:
         for file in files:
             _fsync_one(file)
+    elif _syncfs(path):
+        return
     else:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -278,6 +287,29 @@ def _fsync(path: Path) -> None:
             list(pool.map(_fsync_one, files))
     for each in reversed(folders):
         _fsync_one(each, directory=True)
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush the file system that holds the folder `path` (Linux's `syncfs`, which reports
+    write errors since Linux 5.8); False where there is no such call or it failed."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return False
+    syncfs.argtypes = [ctypes.c_int]
+    syncfs.restype = ctypes.c_int
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
 
 
 def _fsync_one(path: Path, directory: bool = False) -> None:
