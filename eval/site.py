@@ -273,14 +273,13 @@ def _chunks(fetch: Fetch, run_id: str, parts: int) -> Iterator[list[DebateTransc
     """The run's transcripts in `parts` hash partitions of its debates, each in page order (the
     partitions' queries together take about as long as one query of the whole run)."""
     where = "{id} IN (SELECT debate_id FROM debates WHERE run_id = ?"
-    if parts == 1:
+    queries: list[tuple[str, list[object]]] = [(where + ")", [run_id])]
+    if parts > 1:
+        where += " AND hash(debate_id) % ? = ?)"
+        queries = [(where, [run_id, parts, part]) for part in range(parts)]
+    for sql, params in queries:
         with _collector_paused():
-            chunk = gather(fetch, where + ")", [run_id])
-        yield chunk
-        return
-    for part in range(parts):
-        with _collector_paused():
-            chunk = gather(fetch, where + " AND hash(debate_id) % ? = ?)", [run_id, parts, part])
+            chunk = gather(fetch, sql, params)
         yield chunk
 
 
