@@ -3,8 +3,8 @@
 Top to bottom: the typed rows (`DebateRow`, `Turn`, `Verdict`: named tuples of the columns of
 the `debates`, `turns` and `verdicts` tables, one field per column, values as `storage.run_query`
 returns them, timestamps as ISO text; built as read, without checks, since a 15,000-debate
-`arena view` reads 225,000 of them) and `DebateTranscript`, one debate with its motion, its turns in order
-and its judges' verdicts; `Selection`, what to show (debate ids or prefixes, or filters by run,
+`arena view` reads 225,000 of them) and `DebateTranscript`, one debate with its motion, its
+turns in order and its judges' verdicts; `Selection`, what to show (debate ids or prefixes, or filters by run,
 topic, model, winner and judge disagreement, with a limit), and `selection_sql`, the pure SQL
 for it; `select_debates`, which checks the selection against the file (an unknown run, topic,
 model or id is one `UserError` naming the option) and returns the ids in a stable order;
