@@ -1,14 +1,15 @@
 """Debates as recorded, for reading: `arena show` picks debates and reads each one whole.
 
 Top to bottom: the typed rows (`DebateRow`, `Turn`, `Verdict`: named tuples of the columns of
-the `debates`, `turns` and `verdicts` tables, one field per column, values as `storage.run_query`
-returns them, timestamps as ISO text; built as read, without checks, since a 15,000-debate
-`arena view` reads 225,000 of them) and `DebateTranscript`, one debate with its motion, its
-turns in order and its judges' verdicts; `Selection`, what to show (debate ids or prefixes, or filters by run,
-topic, model, winner and judge disagreement, with a limit), and `selection_sql`, the pure SQL
-for it; `select_debates`, which checks the selection against the file (an unknown run, topic,
-model or id is one `UserError` naming the option) and returns the ids in a stable order;
-`read_transcripts`, which reads the chosen debates in three queries per chunk.
+the `debates`, `turns` and `verdicts` tables, one field per column, values as
+`storage.run_query` returns them, timestamps as ISO text; built as read, without checks, since a
+15,000-debate `arena view` reads 225,000 of them) and `DebateTranscript`, one debate with its
+motion, its turns in order and its judges' verdicts; `Selection`, what to show (debate ids or
+prefixes, or filters by run, topic, model, winner and judge disagreement, with a limit), and
+`selection_sql`, the pure SQL for it; `select_debates`, which checks the selection against the
+file (an unknown run, topic, model or id is one `UserError` naming the option) and returns the
+ids in a stable order; `read_transcripts`, which reads the chosen debates in three queries per
+chunk.
 
 Everything goes through `storage.run_query` with bound parameters, so it reads a file that a
 tournament is writing (its live server answers; a debate still being played shows the turns
